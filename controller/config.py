@@ -1,0 +1,265 @@
+"""``roomd.toml``: the room's configuration, validated as a whole.
+
+Every key has a default except ``room.id``. A bad file is reported key by key, all at once,
+with "did you mean" for typos (Mopidy's habit), so a technician fixes it in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from controller.errors import ConfigError
+from controller.models import AlarmLimit, Phase
+
+RoomId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
+
+
+class Section(BaseModel):
+    """A config section: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RoomSection(Section):
+    """``[room]``: who this room is."""
+
+    id: RoomId
+    site: str = ""
+
+
+class MqttSection(Section):
+    """``[mqtt]``: the clinic broker."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str = ""
+    password_file: str = ""
+    tls_ca: str = ""
+    topic_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")] = (
+        "clinic"
+    )
+    keepalive_s: int = Field(default=15, ge=5, le=300)
+    session_expiry_s: int = Field(default=300, ge=0, le=86400)
+
+
+class CallButtonSection(Section):
+    """``[hardware.call_button]``: BCM pin numbers and timings."""
+
+    pin: int = Field(default=17, ge=0, le=27)
+    lamp_pin: int = Field(default=27, ge=0, le=27)
+    bounce_ms: float = Field(default=30, ge=0, le=500)
+    clear_hold_s: float = Field(default=2.0, ge=0.5, le=10)
+
+
+class BuzzerSection(Section):
+    """``[hardware.buzzer]``: the local annunciator."""
+
+    pin: int = Field(default=22, ge=0, le=27)
+
+
+class Scene(Section):
+    """A lighting scene: a level 0..1, a colour, and how long to fade into it."""
+
+    level: float = Field(ge=0, le=1)
+    colour: tuple[int, int, int] = (255, 180, 110)
+    fade_s: float = Field(default=5.0, ge=0, le=1800)
+
+
+def _default_scenes() -> dict[str, Scene]:
+    warm = (255, 170, 100)
+    return {
+        "idle": Scene(level=0.3, colour=warm, fade_s=5),
+        "check_in": Scene(level=0.5, colour=warm, fade_s=5),
+        "integration": Scene(level=0.45, colour=warm, fade_s=10),
+        "intentions": Scene(level=0.4, colour=warm, fade_s=10),
+        "pre_infusion": Scene(level=0.3, colour=warm, fade_s=20),
+        "infusion": Scene(level=0.05, colour=(255, 140, 60), fade_s=60),
+        "debrief": Scene(level=0.4, colour=warm, fade_s=300),
+        "preparation": Scene(level=0.5, colour=warm, fade_s=30),
+        "discharge": Scene(level=0.8, colour=(255, 220, 180), fade_s=30),
+        "ended": Scene(level=0.5, colour=warm, fade_s=10),
+        "emergency": Scene(level=1.0, colour=(255, 255, 255), fade_s=0),
+    }
+
+
+class LightingSection(Section):
+    """``[hardware.lighting]``: the light driver and the scenes per phase."""
+
+    driver: Literal["pwm", "rgb", "sysfs_pwm", "dmx"] = "pwm"
+    pins: list[int] = Field(default_factory=lambda: [18])
+    port: str = ""
+    pwm_chip: str = "/sys/class/pwm/pwmchip0"
+    channels: list[int] = Field(default_factory=lambda: [0])
+    dmx_channels: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    scenes: dict[str, Scene] = Field(default_factory=_default_scenes)
+
+    @field_validator("scenes")
+    @classmethod
+    def _known_scenes_over_defaults(cls, v: dict[str, Scene]) -> dict[str, Scene]:
+        # A clinic that retunes one scene keeps the defaults for the others.
+        unknown = sorted(set(v) - set(_default_scenes()))
+        if unknown:
+            raise ValueError(f"unknown scene(s) {unknown}; scenes are {sorted(_default_scenes())}")
+        return {**_default_scenes(), **v}
+
+
+class SerialDeviceSection(Section):
+    """A serial device: its driver, port (empty → absent, or simulated) and speed."""
+
+    driver: str
+    port: str = ""
+    baud: int = Field(default=9600, ge=1200, le=115200)
+
+
+class OximeterSection(SerialDeviceSection):
+    """``[hardware.oximeter]``."""
+
+    driver: Literal["masimo_ascii", "nonin_ascii", "nonin_df2"] = "masimo_ascii"
+
+
+class NibpSection(SerialDeviceSection):
+    """``[hardware.nibp]``."""
+
+    driver: Literal["suntech", "manual"] = "suntech"
+
+
+class HardwareSection(Section):
+    """``[hardware]``."""
+
+    call_button: CallButtonSection = Field(default_factory=CallButtonSection)
+    buzzer: BuzzerSection = Field(default_factory=BuzzerSection)
+    lighting: LightingSection = Field(default_factory=LightingSection)
+    oximeter: OximeterSection = Field(default_factory=OximeterSection)
+    nibp: NibpSection = Field(default_factory=NibpSection)
+
+
+class AudioSection(Section):
+    """``[audio]``: music library, outputs, fades."""
+
+    music_dir: str = "/var/lib/roomd/music"
+    headphones_device: str = ""
+    speakers_device: str = ""
+    vlc_args: list[str] = Field(default_factory=list)
+    fade_in_s: float = Field(default=10, ge=0, le=120)
+    fade_out_s: float = Field(default=30, ge=0, le=300)
+    preview_s: float = Field(default=30, gt=0, le=300)
+    duck_db: float = Field(default=12, ge=0, le=60)
+    cue_file: str = ""
+    headphones_volume: float = Field(default=0.6, ge=0, le=1)
+    speakers_volume: float = Field(default=0.4, ge=0, le=1)
+
+
+class ProtocolSection(Section):
+    """``[protocol]``: the session's timings (a plan may override them)."""
+
+    infusion_minutes: float = Field(default=40, gt=0, le=240)
+    nibp_interval_minutes: float = Field(default=10, ge=10, le=15)
+    checkin_interval_minutes: float = Field(default=5, gt=0, le=60)
+    baseline_max_age_minutes: float = Field(default=15, gt=0, le=120)
+    call_escalate_s: float = Field(default=30, gt=0, le=600)
+    call_reminder_s: float = Field(default=180, gt=0, le=3600)
+
+
+class AlarmsSection(Section):
+    """``[alarms]``: alarm limits. Clinic settings; the defaults are conservative."""
+
+    spo2_low: AlarmLimit = AlarmLimit(limit=92, priority="medium", delay_s=10)
+    spo2_critical: AlarmLimit = AlarmLimit(limit=88, priority="high", delay_s=5)
+    hr_high: AlarmLimit = AlarmLimit(limit=120, priority="medium", delay_s=10)
+    hr_low: AlarmLimit = AlarmLimit(limit=45, priority="medium", delay_s=10)
+    sys_high: AlarmLimit = AlarmLimit(limit=180, priority="high", delay_s=0)
+    dia_high: AlarmLimit = AlarmLimit(limit=110, priority="high", delay_s=0)
+    sys_low: AlarmLimit = AlarmLimit(limit=90, priority="medium", delay_s=0)
+    stale_s: float = Field(default=10, gt=0, le=300)
+    escalate_after_s: float = Field(default=60, gt=0, le=3600)
+
+
+class Config(Section):
+    """The whole ``roomd.toml``."""
+
+    room: RoomSection
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    hardware: HardwareSection = Field(default_factory=HardwareSection)
+    audio: AudioSection = Field(default_factory=AudioSection)
+    protocol: ProtocolSection = Field(default_factory=ProtocolSection)
+    alarms: AlarmsSection = Field(default_factory=AlarmsSection)
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The section model that holds the key at ``loc`` (for "did you mean")."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None or not isinstance(part, str) or part not in current.model_fields:
+            return current
+        annotation = current.model_fields[part].annotation
+        current = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+    return current
+
+
+def _describe(error: Any) -> str:
+    loc: tuple[int | str, ...] = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        section = _model_at(Config, loc[:-1])
+        hint = ""
+        if section is not None:
+            close = difflib.get_close_matches(str(loc[-1]), list(section.model_fields), n=1)
+            if close:
+                hint = f" (did you mean '{close[0]}'?)"
+        return f"{key}: unknown key{hint}"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+
+
+def parse_config(data: dict[str, Any], path: str = "<config>") -> Config:
+    """Validate an already-parsed TOML document; raise ConfigError listing every bad key."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, [_describe(e) for e in exc.errors()]) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate ``roomd.toml``; raise ConfigError listing every bad key."""
+    name = str(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(name, ["file not found"]) from None
+    except PermissionError:
+        raise ConfigError(name, ["permission denied"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, [f"not valid TOML: {exc}"]) from None
+    return parse_config(data, name)
+
+
+PHASE_SCENE_KEYS: tuple[Phase, ...] = (
+    "idle",
+    "check_in",
+    "integration",
+    "intentions",
+    "pre_infusion",
+    "infusion",
+    "debrief",
+    "preparation",
+    "discharge",
+    "ended",
+)

@@ -1,0 +1,424 @@
+"""The room's payloads: every JSON object the contract puts on the wire, as pydantic models.
+
+This is the one module that defines payloads. The core builds them; the MQTT bridge only
+serialises them, and the AsyncAPI document is generated from them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+)
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+def iso_utc(ts: datetime) -> str:
+    """Format a timestamp the contract's way: ISO-8601 UTC with milliseconds and ``Z``."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    ts = ts.astimezone(UTC)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse a contract timestamp back into an aware UTC datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+UtcTime = Annotated[datetime, PlainSerializer(iso_utc, return_type=str)]
+
+Phase = Literal[
+    "idle",
+    "check_in",
+    "integration",
+    "intentions",
+    "pre_infusion",
+    "infusion",
+    "debrief",
+    "preparation",
+    "discharge",
+    "ended",
+]
+Quality = Literal["ok", "sensor_off", "searching", "artifact", "no_sensor"]
+DeviceStatus = Literal["ok", "lost", "absent"]
+Priority = Literal["high", "medium", "low"]
+ConfirmItem = Literal["readiness", "consent", "iv_line"]
+
+ShortId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Payload(BaseModel):
+    """Base of every payload: frozen, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def to_json(self) -> bytes:
+        """The payload as compact UTF-8 JSON."""
+        return self.model_dump_json().encode()
+
+
+class VitalsSample(Payload):
+    """One oximeter reading; ``None`` means no valid value, never a stale one."""
+
+    ts: UtcTime
+    spo2: int | None = None
+    hr: int | None = None
+    pi: float | None = None
+    source: str
+    quality: Quality = "ok"
+
+
+class NibpReading(Payload):
+    """One blood-pressure reading, from the NIBP module or entered by a clinician."""
+
+    ts: UtcTime
+    sys: int
+    dia: int
+    map: int
+    hr: int | None = None
+    source: str
+    by: str | None = None
+
+
+class ProtocolOverrides(Payload):
+    """The ``[protocol]`` keys a session plan may override."""
+
+    infusion_minutes: float | None = Field(default=None, gt=0, le=240)
+    nibp_interval_minutes: float | None = Field(default=None, ge=10, le=15)
+    checkin_interval_minutes: float | None = Field(default=None, gt=0, le=60)
+    baseline_max_age_minutes: float | None = Field(default=None, gt=0, le=120)
+    call_escalate_s: float | None = Field(default=None, gt=0, le=600)
+    call_reminder_s: float | None = Field(default=None, gt=0, le=3600)
+
+
+class AlarmLimit(Payload):
+    """One physiological alarm limit: a clinic setting."""
+
+    limit: float
+    priority: Priority
+    delay_s: float = Field(ge=0, le=300)
+
+
+class AlarmOverrides(Payload):
+    """The ``[alarms]`` keys a session plan may override."""
+
+    spo2_low: AlarmLimit | None = None
+    spo2_critical: AlarmLimit | None = None
+    hr_high: AlarmLimit | None = None
+    hr_low: AlarmLimit | None = None
+    sys_high: AlarmLimit | None = None
+    dia_high: AlarmLimit | None = None
+    sys_low: AlarmLimit | None = None
+    stale_s: float | None = Field(default=None, gt=0, le=300)
+    escalate_after_s: float | None = Field(default=None, gt=0, le=3600)
+
+
+class SessionPlan(Payload):
+    """The clinic's plan for the next session in this room."""
+
+    session_id: ShortId
+    patient_ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    session_number: int | Literal["maintenance"]
+    music_mode: Literal["music", "no_music"] = "music"
+    playlist: list[Annotated[str, StringConstraints(min_length=1, max_length=512)]] | str = Field(
+        default_factory=list
+    )
+    guidance: Literal["none", "breathing", "body_scan"] = "none"
+    protocol: ProtocolOverrides = Field(default_factory=ProtocolOverrides)
+    alarms: AlarmOverrides = Field(default_factory=AlarmOverrides)
+
+    @field_validator("session_number")
+    @classmethod
+    def _session_number_range(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 6:
+            raise ValueError("session_number must be 1..6 or 'maintenance'")
+        return v
+
+    @field_validator("patient_ref")
+    @classmethod
+    def _pseudonym_only(cls, v: str) -> str:
+        # The room must never carry a name: a pseudonym is one token with no spaces.
+        if any(ch.isspace() for ch in v):
+            raise ValueError("patient_ref must be an opaque pseudonym (no spaces), not a name")
+        return v
+
+
+class Alarm(Payload):
+    """One alarm as the contract lists it on the ``alarms`` topic."""
+
+    id: str
+    code: str
+    kind: Literal["physiological", "technical"]
+    priority: Priority
+    state: Literal["active", "latched", "acknowledged"]
+    raised_at: UtcTime
+    value: float | str | None = None
+    limit: float | None = None
+    message: str
+    silenced_until: UtcTime | None = None
+
+
+class AlarmList(Payload):
+    """The retained ``alarms`` payload: every active, latched or acknowledged alarm."""
+
+    alarms: list[Alarm]
+
+
+class Event(Payload):
+    """One journal event; ``seq`` is per room, strictly increasing, never reused."""
+
+    seq: int
+    ts: UtcTime
+    session_id: str | None
+    type: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class InfusionState(Payload):
+    """The infusion timer as the room sees it."""
+
+    running: bool = False
+    started_at: UtcTime | None = None
+    elapsed_s: float = 0.0
+    target_s: float = 0.0
+    completed: bool = False
+
+
+class MusicState(Payload):
+    """What the room's music is doing."""
+
+    mode: Literal["music", "no_music"] | None = None
+    playing: bool = False
+    track: str | None = None
+    headphones_volume: float = 0.0
+    speakers_volume: float = 0.0
+
+
+class LightingState(Payload):
+    """The room's current lighting scene and level (0..1)."""
+
+    scene: str = "off"
+    level: float = 0.0
+
+
+class CallState(Payload):
+    """The patient call's state."""
+
+    state: Literal["idle", "placed", "acknowledged", "escalated"] = "idle"
+
+
+class Devices(Payload):
+    """Each device's health."""
+
+    oximeter: DeviceStatus = "absent"
+    nibp: DeviceStatus = "absent"
+    call_button: DeviceStatus = "absent"
+    lighting: DeviceStatus = "absent"
+    audio: DeviceStatus = "absent"
+
+
+class Gates(Payload):
+    """Whether each gate item is currently met."""
+
+    readiness: bool = False
+    consent: bool = False
+    baseline_vitals: bool = False
+    discharge_vitals: bool = False
+
+
+class LinkState(Payload):
+    """The clinic link as the room sees it."""
+
+    online: bool = False
+    queued: int = 0
+
+
+class RoomState(Payload):
+    """The retained ``state`` payload: the whole room at a glance."""
+
+    room_id: str
+    session_id: str | None = None
+    patient_ref: str | None = None
+    session_number: int | Literal["maintenance"] | None = None
+    phase: Phase = "idle"
+    phase_started_at: UtcTime | None = None
+    phase_elapsed_s: float = 0.0
+    infusion: InfusionState = Field(default_factory=InfusionState)
+    music: MusicState = Field(default_factory=MusicState)
+    lighting: LightingState = Field(default_factory=LightingState)
+    call: CallState = Field(default_factory=CallState)
+    alarms: list[str] = Field(default_factory=list)
+    devices: Devices = Field(default_factory=Devices)
+    gates: Gates = Field(default_factory=Gates)
+    next_nibp_due_at: UtcTime | None = None
+    link: LinkState = Field(default_factory=LinkState)
+    updated_at: UtcTime
+
+
+class ErrorBody(Payload):
+    """The error of a failed command."""
+
+    code: Literal[
+        "invalid_payload",
+        "unknown_verb",
+        "invalid_state",
+        "gate_not_met",
+        "device_unavailable",
+        "duplicate",
+        "internal",
+    ]
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class Reply(Payload):
+    """The room's answer to one command."""
+
+    request_id: str
+    verb: str
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: ErrorBody | None = None
+
+    def to_json(self) -> bytes:
+        """The reply without the field that does not apply (result or error)."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+# --- Commands: topic cmd/<verb>, payload {"request_id", "by", ...args} -----------------------
+
+
+class Command(Payload):
+    """Fields every command carries."""
+
+    request_id: ShortId
+    by: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    sent_at: UtcTime | None = None
+
+
+class Override(Payload):
+    """A clinician's decision to pass a gate that is not met."""
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class StartSession(Command):
+    """Begin a session, from the retained plan or one given inline."""
+
+    plan: SessionPlan | None = None
+
+
+class Advance(Command):
+    """Move to the next phase, checking its gate."""
+
+    override: Override | None = None
+
+
+class Confirm(Command):
+    """A clinician confirms one gate item."""
+
+    item: ConfirmItem
+
+
+class StartInfusion(Command):
+    """Start the infusion timer (the room never drives the pump)."""
+
+    override: Override | None = None
+
+
+class Reason(Command):
+    """A command that needs a reason."""
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class EndSession(Command):
+    """End the session from any phase."""
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)] = "ended_by_clinician"
+
+
+class Music(Command):
+    """Control the room's music."""
+
+    action: Literal["preview", "play", "pause", "resume", "stop", "skip", "volume"]
+    track: str | None = None
+    offset_s: float | None = Field(default=None, ge=0)
+    duration_s: float | None = Field(default=None, gt=0, le=300)
+    output: Literal["headphones", "speakers", "both"] = "both"
+    level: float | None = Field(default=None, ge=0, le=1)
+
+
+class Lights(Command):
+    """A clinician's lighting override: a scene or a level."""
+
+    scene: str | None = None
+    level: float | None = Field(default=None, ge=0, le=1)
+    fade_s: float | None = Field(default=None, ge=0, le=600)
+
+
+class AlarmAck(Command):
+    """Acknowledge one alarm."""
+
+    alarm_id: str
+
+
+class AlarmSilence(Command):
+    """Silence the audible alarms for at most 120 s."""
+
+    seconds: float = Field(gt=0, le=120)
+
+
+class RecordVitals(Command):
+    """Vitals measured by hand or on a standalone monitor."""
+
+    sys: int | None = Field(default=None, ge=30, le=300)
+    dia: int | None = Field(default=None, ge=10, le=250)
+    hr: int | None = Field(default=None, ge=10, le=300)
+    spo2: int | None = Field(default=None, ge=0, le=100)
+
+
+class Checkin(Command):
+    """A clinician checked on the patient (no-music mode)."""
+
+    note: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class EventsQuery(Command):
+    """Fetch journal events from ``since_seq``."""
+
+    since_seq: int = Field(default=1, ge=0)
+    limit: int = Field(default=1000, ge=1, le=1000)
+
+
+COMMANDS: dict[str, type[Command]] = {
+    "start_session": StartSession,
+    "advance": Advance,
+    "confirm": Confirm,
+    "start_infusion": StartInfusion,
+    "stop_infusion": Reason,
+    "music": Music,
+    "lights": Lights,
+    "call_ack": Command,
+    "call_clear": Command,
+    "alarm_ack": AlarmAck,
+    "alarm_silence": AlarmSilence,
+    "nibp_now": Command,
+    "record_vitals": RecordVitals,
+    "checkin": Checkin,
+    "emergency": Reason,
+    "discharge": Command,
+    "end_session": EndSession,
+    "events": EventsQuery,
+    "status": Command,
+}
+"""Every verb of the contract and the payload it takes."""
