@@ -9,16 +9,20 @@ from datetime import UTC, datetime, timedelta
 class SystemClock:
     """Real time, optionally running ``time_scale`` times faster (simulation only).
 
-    Scaled time is anchored at ``anchor`` (a real UTC instant, kept in the journal) so that
-    scaled timestamps stay continuous across restarts: a restart's downtime is scaled too.
+    Scaled time is anchored (``anchor`` = a real instant and the scaled instant it maps to,
+    kept in the journal) so that scaled timestamps stay continuous across restarts: a
+    restart's downtime is scaled too.
     """
 
-    def __init__(self, time_scale: float = 1.0, anchor: datetime | None = None) -> None:
+    def __init__(
+        self, time_scale: float = 1.0, anchor: tuple[datetime, datetime] | None = None
+    ) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.time_scale = time_scale
         self._mono0 = time.monotonic()
-        self._anchor = anchor or datetime.now(UTC)
+        real = datetime.now(UTC)
+        self.anchor = anchor or (real, real)
 
     def monotonic(self) -> float:
         """Session seconds on a clock that never steps."""
@@ -29,7 +33,8 @@ class SystemClock:
         real = datetime.now(UTC)
         if self.time_scale == 1.0:
             return real
-        return self._anchor + (real - self._anchor) * self.time_scale
+        anchor_real, anchor_scaled = self.anchor
+        return anchor_scaled + (real - anchor_real) * self.time_scale
 
     def real_seconds(self, session_seconds: float) -> float:
         """Real seconds that ``session_seconds`` of session time take."""

@@ -47,9 +47,9 @@ class MqttSection(Section):
     username: str = ""
     password_file: str = ""
     tls_ca: str = ""
-    topic_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")] = (
-        "clinic"
-    )
+    topic_prefix: Annotated[
+        str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    ] = "clinic"
     keepalive_s: int = Field(default=15, ge=5, le=300)
     session_expiry_s: int = Field(default=300, ge=0, le=86400)
 

@@ -1,0 +1,54 @@
+# The treatment-room controller. `make run` and `make test` work on a fresh Debian/Ubuntu or
+# Raspberry Pi OS machine: they install what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEB_PACKAGES := mosquitto mosquitto-clients libvlc5 vlc-plugin-base socat sox python3-venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run demo test lint bench deps venv clean help
+
+help:
+	@echo "make run    - the simulated room against a local dev broker"
+	@echo "make demo   - a whole scripted session at --time-scale 60"
+	@echo "make test   - the whole test suite (real broker, real libVLC)"
+	@echo "make lint   - ruff and mypy"
+	@echo "make bench  - the benchmarks (bench/results.json)"
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+run: deps venv
+	mqtt_bridge/broker/run-dev.sh
+
+demo: deps venv
+	$(BIN)/python -m mqtt_bridge.demo
+
+test: deps venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: deps venv
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,235 @@
+"""The room's MQTT link (paho-mqtt 2.x, MQTT 5): publishes the room, receives plans and commands.
+
+paho's callbacks run on its network thread: they only put messages on the core's inbox and
+return. Delivery of events is reported back as ``EventDelivered(seq)`` when the broker's PUBACK
+arrives; the journal, not paho's in-memory queue, is what survives a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import ssl
+import stat
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from controller.config import MqttSection
+from controller.errors import ConfigError
+from controller.events import (
+    CommandReceived,
+    EventDelivered,
+    LinkDown,
+    LinkUp,
+    PlanReceived,
+    SimAction,
+)
+from controller.models import Alarm, AlarmList, Event, NibpReading, Reply, RoomState, VitalsSample
+from controller.ports import Emit
+from mqtt_bridge.topics import Topics
+
+log = logging.getLogger("roomd.link")
+
+
+def read_password(path: str) -> str:
+    """The broker password from its file; refuse a file others can read."""
+    try:
+        mode = os.stat(path).st_mode
+        if mode & (stat.S_IRWXO):
+            raise ConfigError(path, ["password file is readable by others; chmod 600 or 640"])
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError as exc:
+        raise ConfigError(path, [f"password file unreadable: {exc.strerror}"]) from None
+
+
+class MqttLink:
+    """The ClinicLink over a real broker."""
+
+    def __init__(
+        self,
+        section: MqttSection,
+        topics: Topics,
+        emit: Emit,
+        *,
+        client_id: str | None = None,
+        simulate: bool = False,
+    ) -> None:
+        self._section = section
+        self._topics = topics
+        self._emit = emit
+        self._simulate = simulate
+        self._lock = threading.Lock()
+        self._pending: dict[int, int | None] = {}  # mid -> event seq (None: not an event)
+        self._early: set[int] = set()  # PUBACKs that beat publish() returning
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"roomd-{topics.room_id}",
+            protocol=mqtt.MQTTv5,
+        )
+        client.will_set(topics.status, b"offline", qos=1, retain=True)
+        if section.username:
+            password = read_password(section.password_file) if section.password_file else None
+            client.username_pw_set(section.username, password)
+        if section.tls_ca:
+            client.tls_set(ca_certs=section.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        self._client = client
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background; paho reconnects by itself after a loss."""
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._section.session_expiry_s
+        self._client.connect_async(
+            self._section.host,
+            self._section.port,
+            keepalive=self._section.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Say ``offline`` (retained), disconnect, and stop the network thread."""
+        try:
+            if self._client.is_connected():
+                info = self._client.publish(self._topics.status, b"offline", qos=1, retain=True)
+                info.wait_for_publish(timeout)
+            self._client.disconnect()
+        except (RuntimeError, ValueError) as exc:
+            log.warning("offline status not confirmed: %s", exc)
+        finally:
+            self._client.loop_stop()
+
+    # --- the ClinicLink port ------------------------------------------------------------
+
+    def publish_event(self, event: Event) -> None:
+        """Send one event (QoS 1); its PUBACK becomes EventDelivered(seq)."""
+        self._publish(self._topics.events, event.to_json(), 1, False, event.seq)
+
+    def publish_state(self, state: RoomState) -> None:
+        """Replace the retained state."""
+        self._publish(self._topics.state, state.to_json(), 1, True)
+
+    def publish_vitals(self, sample: VitalsSample) -> None:
+        """Send a live sample (QoS 0)."""
+        self._publish(self._topics.vitals, sample.to_json(), 0, False)
+
+    def publish_nibp(self, reading: NibpReading) -> None:
+        """Replace the retained latest NIBP reading."""
+        self._publish(self._topics.nibp, reading.to_json(), 1, True)
+
+    def publish_alarms(self, alarms: Sequence[Alarm]) -> None:
+        """Replace the retained alarm list."""
+        self._publish(self._topics.alarms, AlarmList(alarms=list(alarms)).to_json(), 1, True)
+
+    def publish_reply(
+        self, reply: Reply, response_topic: str | None, correlation_data: bytes | None
+    ) -> None:
+        """Send the reply on ``replies`` and, for MQTT 5 requesters, to their response topic."""
+        payload = reply.to_json()
+        self._publish(self._topics.replies, payload, 1, False)
+        if response_topic and response_topic != self._topics.replies:
+            props = Properties(PacketTypes.PUBLISH)
+            if correlation_data is not None:
+                props.CorrelationData = correlation_data
+            self._publish(response_topic, payload, 1, False, properties=props)
+
+    # --- paho's thread ------------------------------------------------------------------
+
+    def _publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        seq: int | None = None,
+        properties: Properties | None = None,
+    ) -> None:
+        try:
+            info = self._client.publish(
+                topic, payload, qos=qos, retain=retain, properties=properties
+            )
+        except (ValueError, RuntimeError) as exc:  # e.g. a response topic with wildcards
+            log.warning("publish to %s refused: %s", topic, exc)
+            return
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:
+            return  # the journal keeps events; everything else is republished on reconnect
+        delivered = False
+        with self._lock:
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                delivered = seq is not None
+            else:
+                self._pending[info.mid] = seq
+        if delivered and seq is not None:
+            self._emit(EventDelivered(seq))
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any
+    ) -> None:
+        with self._lock:
+            if mid in self._pending:
+                seq = self._pending.pop(mid)
+            else:
+                self._early.add(mid)
+                return
+        if seq is not None and not getattr(reason, "is_failure", False):
+            self._emit(EventDelivered(seq))
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        subs = [(self._topics.plan, 1), (self._topics.commands, 1)]
+        if self._simulate:
+            subs.append((self._topics.sim, 0))
+        client.subscribe(subs)
+        client.publish(self._topics.status, b"online", qos=1, retain=True)
+        with self._lock:
+            self._pending.clear()  # whatever was in flight is re-sent from the journal
+            self._early.clear()
+        log.info("connected to %s:%s", self._section.host, self._section.port)
+        self._emit(LinkUp())
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        log.warning("disconnected from broker: %s", reason)
+        self._emit(LinkDown())
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        topic = message.topic
+        if topic == self._topics.plan:
+            self._emit(PlanReceived(bytes(message.payload)))
+            return
+        verb = self._topics.verb_of(topic)
+        if verb is not None:
+            props = getattr(message, "properties", None)
+            response = getattr(props, "ResponseTopic", None) if props else None
+            correlation = getattr(props, "CorrelationData", None) if props else None
+            self._emit(CommandReceived(verb, bytes(message.payload), response, correlation))
+            return
+        action = self._topics.sim_of(topic)
+        if action is not None and self._simulate:
+            try:
+                args = json.loads(message.payload) if message.payload else {}
+            except (ValueError, UnicodeDecodeError):
+                args = {}
+            self._emit(SimAction(action, args if isinstance(args, dict) else {}))

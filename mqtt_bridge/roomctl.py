@@ -1,0 +1,253 @@
+"""``roomctl``: the clinician's and technician's command line for a room, over MQTT.
+
+Exit codes: 0 on an ``ok`` reply, 1 on an error reply, 3 when no reply arrives in time,
+2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import ssl
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from controller.models import COMMANDS
+from mqtt_bridge.topics import Topics
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
+COMMAND_EXPIRY_S = 30
+"""Commands expire at the broker after this long: a stale command is never run late."""
+
+# Positional shorthands: `roomctl … confirm consent` is `confirm item=consent`.
+POSITIONAL = {
+    "confirm": "item",
+    "stop_infusion": "reason",
+    "emergency": "reason",
+    "end_session": "reason",
+    "alarm_ack": "alarm_id",
+    "alarm_silence": "seconds",
+    "checkin": "note",
+    "music": "action",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line of the contract."""
+    p = argparse.ArgumentParser(
+        prog="roomctl",
+        description="Drive a treatment room over MQTT. VERB is a command of the contract "
+        "(args as key=value), or: plan FILE, watch, events --since N.",
+    )
+    p.add_argument("--host", default=os.environ.get("ROOMCTL_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("ROOMCTL_PORT", "1883")))
+    p.add_argument("--user", default=os.environ.get("ROOMCTL_USER", ""))
+    p.add_argument("--password-file", default=os.environ.get("ROOMCTL_PASSWORD_FILE", ""))
+    p.add_argument("--tls-ca", default="")
+    p.add_argument("--prefix", default="clinic")
+    p.add_argument("--room", required=True)
+    p.add_argument("--by", default=os.environ.get("ROOMCTL_BY") or os.environ.get("USER") or "")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--since", type=int, default=1, help="events: first seq")
+    p.add_argument("--for", dest="duration", type=float, default=None, help="watch: stop after")
+    p.add_argument("--plan", default=None, help="start_session: a plan JSON file")
+    p.add_argument("verb")
+    p.add_argument("args", nargs="*")
+    return p.parse_args(argv)
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON when it parses (numbers, objects, true), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def build_payload(verb: str, args: list[str], by: str, plan_file: str | None) -> dict[str, Any]:
+    """The command's JSON object from ``key=value`` words (and the verb's positional word)."""
+    payload: dict[str, Any] = {"request_id": uuid.uuid4().hex[:16], "by": by}
+    loose: list[str] = []
+    for word in args:
+        key, sep, value = word.partition("=")
+        if sep and key.isidentifier():
+            payload[key] = parse_value(value)
+        else:
+            loose.append(word)
+    if loose:
+        field = POSITIONAL.get(verb)
+        if field is None:
+            raise ValueError(f"{verb} takes key=value arguments, not {' '.join(loose)!r}")
+        text = " ".join(loose)
+        payload[field] = parse_value(text) if field == "seconds" else text
+    if plan_file:
+        with open(plan_file, encoding="utf-8") as fh:
+            payload["plan"] = json.load(fh)
+    return payload
+
+
+class Client:
+    """A connected MQTT client that collects messages on a queue."""
+
+    def __init__(self, ns: argparse.Namespace) -> None:
+        self.topics = Topics(ns.prefix, ns.room)
+        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.connected: queue.Queue[bool] = queue.Queue()
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"roomctl-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        if ns.user:
+            password = None
+            if ns.password_file:
+                with open(ns.password_file, encoding="utf-8") as fh:
+                    password = fh.read().strip()
+            c.username_pw_set(ns.user, password)
+        if ns.tls_ca:
+            c.tls_set(ca_certs=ns.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        c.on_connect = lambda cl, ud, fl, rc, pr: self.connected.put(not rc.is_failure)
+        c.on_message = lambda cl, ud, msg: self.messages.put(msg)
+        self.client = c
+        self.host, self.port = ns.host, ns.port
+
+    @contextmanager
+    def session(self, subscriptions: list[str], timeout: float) -> Iterator[bool]:
+        """Connect and subscribe; yields whether that worked within ``timeout``."""
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        try:
+            ok = False
+            with suppress(queue.Empty):
+                ok = self.connected.get(timeout=timeout)
+            if ok:
+                for topic in subscriptions:
+                    self.client.subscribe(topic, qos=1)
+            yield ok
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    def request(self, verb: str, payload: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """Send one command and wait for its reply (None on timeout)."""
+        props = Properties(PacketTypes.PUBLISH)
+        props.MessageExpiryInterval = COMMAND_EXPIRY_S
+        time.sleep(0.05)  # let the SUBACK land so the reply cannot be missed
+        self.client.publish(
+            self.topics.cmd(verb), json.dumps(payload).encode(), qos=1, properties=props
+        )
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = self.messages.get(timeout=left)
+            except queue.Empty:
+                break
+            try:
+                reply = json.loads(msg.payload)
+            except ValueError:
+                continue
+            if isinstance(reply, dict) and reply.get("request_id") == payload["request_id"]:
+                return reply
+        return None
+
+
+def run_command(ns: argparse.Namespace) -> int:
+    """Send a command verb and print its reply."""
+    if ns.verb not in COMMANDS:
+        print(f"roomctl: unknown verb {ns.verb!r}; verbs: {', '.join(COMMANDS)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        payload = build_payload(ns.verb, ns.args, ns.by, ns.plan)
+    except (ValueError, OSError) as exc:
+        print(f"roomctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    client = Client(ns)
+    with client.session([client.topics.replies], ns.timeout) as ok:
+        reply = client.request(ns.verb, payload, ns.timeout) if ok else None
+    if reply is None:
+        print(f"roomctl: no reply from {ns.room} within {ns.timeout:g} s", file=sys.stderr)
+        return EXIT_TIMEOUT
+    if reply.get("ok"):
+        print(json.dumps(reply.get("result", {}), indent=2))
+        return EXIT_OK
+    error = reply.get("error", {})
+    print(f"{error.get('code')}: {error.get('message')}", file=sys.stderr)
+    if error.get("details"):
+        print(json.dumps(error["details"], indent=2), file=sys.stderr)
+    return EXIT_ERROR
+
+
+def run_events(ns: argparse.Namespace) -> int:
+    """Print the journal from ``--since`` as JSON lines, fetching page by page."""
+    client = Client(ns)
+    since = ns.since
+    with client.session([client.topics.replies], ns.timeout) as ok:
+        if not ok:
+            print(f"roomctl: cannot reach the broker at {ns.host}:{ns.port}", file=sys.stderr)
+            return EXIT_TIMEOUT
+        while True:
+            payload = {"request_id": uuid.uuid4().hex[:16], "by": ns.by, "since_seq": since}
+            reply = client.request("events", payload, ns.timeout)
+            if reply is None:
+                print(f"roomctl: no reply from {ns.room}", file=sys.stderr)
+                return EXIT_TIMEOUT
+            if not reply.get("ok"):
+                print(f"{reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
+                return EXIT_ERROR
+            events = reply["result"]["events"]
+            for event in events:
+                print(json.dumps(event, separators=(",", ":")))
+            if not events or events[-1]["seq"] >= reply["result"]["last_seq"]:
+                return EXIT_OK
+            since = events[-1]["seq"] + 1
+
+
+def run_plan(ns: argparse.Namespace) -> int:
+    """Publish a session plan (retained) for the room."""
+    if len(ns.args) != 1:
+        print("roomctl: plan takes one argument: a plan JSON file", file=sys.stderr)
+        return EXIT_USAGE
+    with open(ns.args[0], "rb") as fh:
+        body = fh.read()
+    client = Client(ns)
+    with client.session([], ns.timeout) as ok:
+        if not ok:
+            return EXIT_TIMEOUT
+        info = client.client.publish(client.topics.plan, body, qos=1, retain=True)
+        info.wait_for_publish(ns.timeout)
+        if not info.is_published():
+            return EXIT_TIMEOUT
+    print(f"plan published to {client.topics.plan}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``roomctl``."""
+    ns = parse_args(argv)
+    if not ns.by:
+        print("roomctl: --by (or ROOMCTL_BY) must name the clinician", file=sys.stderr)
+        return EXIT_USAGE
+    if ns.verb == "watch":
+        from mqtt_bridge.watch import run_watch
+
+        return run_watch(ns, Client(ns))
+    if ns.verb == "plan":
+        return run_plan(ns)
+    if ns.verb == "events" and not ns.args:
+        return run_events(ns)
+    return run_command(ns)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

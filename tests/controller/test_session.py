@@ -1,0 +1,395 @@
+"""The whole session through the core, on a fake clock: phases, gates, timers, commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from controller.events import CommandReceived, LinkDown, LinkUp
+from tests.controller.harness import Harness, make_config
+
+INFUSION_S = 40 * 60
+
+
+def finish_scheduled_nibp(h: Harness) -> None:
+    if h.nibp.measuring:
+        h.nibp.finish(128, 82, 78)
+        h.drain()
+
+
+def test_whole_session_music_mode(room: Harness) -> None:
+    room.plan()
+    assert room.types()[-1] == "session_configured"
+    assert room.ok("start_session") == {"session_id": "s-001"}
+    assert room.room.phase == "check_in"
+    for expected in ("integration", "intentions", "pre_infusion"):
+        assert room.ok("advance") == {"phase": expected}
+    room.ok("confirm", item="readiness")
+    room.ok("confirm", item="consent")
+    room.vitals(97, 72)
+    room.ok("nibp_now")
+    room.nibp.finish(121, 77, 70)
+    room.drain()
+    assert room.ok("advance") == {"phase": "infusion"}
+    room.ok("confirm", item="iv_line")
+    assert room.ok("start_infusion") == {"target_s": INFUSION_S}
+    assert room.audio.calls[0] == ("play", (["a.ogg", "b.ogg", "c.ogg"], 0, 0.0))
+    assert room.lighting.calls[-1][0] == "infusion"
+
+    # NIBP every 10 minutes through the infusion, measured by the module each time.
+    for _ in range(4):
+        room.run(10 * 60)
+        finish_scheduled_nibp(room)
+    assert len(room.events("nibp_due")) == 4
+    assert len([e for e in room.events("nibp_requested") if e["by"] == "schedule"]) == 4
+    assert room.types().count("infusion_completed") == 1
+    assert room.room.infusion_completed
+    # Music still playing: debrief is not ready until the playlist ends.
+    assert "debrief_ready" not in room.types()
+    room.run(8 * 60)
+    room.audio.finish()
+    room.drain()
+    assert room.types()[-1] == "debrief_ready"
+    assert room.events("music_stopped")[-1]["reason"] == "playlist_ended"
+
+    for expected in ("debrief", "preparation", "discharge"):
+        assert room.ok("advance") == {"phase": expected}
+    # Entering discharge asks for a blood pressure.
+    finish_scheduled_nibp(room)
+    room.run(5)
+    result = room.ok("discharge")
+    assert result == {"phase": "ended"}
+    tail = room.types()[-4:]
+    assert tail[:3] == ["discharged", "phase_changed", "session_ended"]
+    assert room.events("session_ended")[-1] == {"reason": "discharged", "by": "dr-lee"}
+
+    # The journal is contiguous and every event reached the link, in order.
+    seqs = [e.seq for e in room.journal.events_since(1, 100_000)]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert [e.seq for e in room.link.events] == seqs
+    phases = [e["to"] for e in room.events("phase_changed")]
+    assert phases == [
+        "check_in",
+        "integration",
+        "intentions",
+        "pre_infusion",
+        "infusion",
+        "debrief",
+        "preparation",
+        "discharge",
+        "ended",
+    ]
+
+
+def test_no_music_mode_checkins_and_debrief_ready(room: Harness) -> None:
+    room.to_infusion_running(music_mode="no_music", playlist=[])
+    assert room.audio.calls == []
+    room.run(5 * 60)
+    assert room.events("checkin_due") == [
+        {"escalated": False, "next_due_at": "2026-01-05T09:10:00.000Z"}
+    ]
+    room.run(5 * 60)  # nobody checked in
+    assert room.events("checkin_due")[-1]["escalated"] is True
+    room.ok("checkin", note="calm, eyes closed")
+    room.run(5 * 60)
+    assert room.events("checkin_due")[-1]["escalated"] is False
+    room.run(INFUSION_S - 15 * 60)
+    assert "debrief_ready" in room.types()
+    assert room.types().index("debrief_ready") == room.types().index("infusion_completed") + 1
+    room.ok("advance")
+    count = len(room.events("checkin_due"))
+    room.run(10 * 60)
+    assert len(room.events("checkin_due")) == count  # prompts stop after the infusion phase
+
+
+def test_safety_gate_unmet_lists_everything(room: Harness) -> None:
+    room.plan()
+    room.ok("start_session")
+    for _ in range(3):
+        room.ok("advance")
+    reply = room.cmd("advance")
+    assert not reply.ok and reply.error is not None
+    assert reply.error.code == "gate_not_met"
+    assert set(reply.error.details["unmet"]) == {"readiness", "consent", "nibp", "spo2", "hr"}
+    assert room.room.phase == "pre_infusion"
+    checked = room.events("gate_checked")[-1]
+    assert checked["met"] is False and checked["gate"] == "safety"
+
+
+def test_safety_gate_old_baseline_and_low_spo2(room: Harness) -> None:
+    room.to_pre_infusion()
+    room.run(16 * 60, spo2=91)
+    reply = room.cmd("advance")
+    assert reply.error is not None and reply.error.code == "gate_not_met"
+    unmet = reply.error.details["unmet"]
+    assert set(unmet) == {"nibp", "spo2"}
+    assert "16 min old" in unmet["nibp"]
+    assert "SpO2 91 below 92" in unmet["spo2"]
+
+
+def test_safety_gate_blood_pressure_above_limit(room: Harness) -> None:
+    room.to_pre_infusion()
+    room.ok("record_vitals", sys=185, dia=95)
+    reply = room.cmd("advance")
+    assert reply.error is not None and "185/95" in reply.error.details["unmet"]["nibp"]
+
+
+def test_override_passes_gate_and_is_recorded(room: Harness) -> None:
+    room.plan()
+    room.ok("start_session")
+    for _ in range(3):
+        room.ok("advance")
+    room.ok("confirm", item="readiness")
+    room.ok("confirm", item="consent")
+    result = room.ok("advance", override={"reason": "monitor BP taken by hand, 118/76"})
+    assert result == {"phase": "infusion"}
+    checked = room.events("gate_checked")[-1]
+    assert checked["met"] is False
+    assert checked["override"] == {"reason": "monitor BP taken by hand, 118/76", "by": "dr-lee"}
+
+
+def test_start_infusion_needs_iv_line(room: Harness) -> None:
+    room.to_pre_infusion()
+    room.ok("advance")
+    reply = room.cmd("start_infusion")
+    assert reply.error is not None and reply.error.code == "gate_not_met"
+    assert list(reply.error.details["unmet"]) == ["iv_line"]
+    assert not room.room.infusion_running
+    room.ok("start_infusion", override={"reason": "line checked by anaesthetist"})
+    assert room.room.infusion_running
+
+
+def test_manual_vitals_satisfy_the_gate_without_an_oximeter(tmp_path) -> None:
+    h = Harness(tmp_path, devices={"oximeter": "absent", "nibp": "absent"})
+    h.plan()
+    h.ok("start_session")
+    for _ in range(3):
+        h.ok("advance")
+    h.ok("confirm", item="readiness")
+    h.ok("confirm", item="consent")
+    reply = h.cmd("nibp_now")
+    assert reply.error is not None and reply.error.code == "device_unavailable"
+    h.ok("record_vitals", sys=120, dia=80, hr=70, spo2=98)
+    h.clock.advance(60)
+    assert h.ok("advance") == {"phase": "infusion"}
+    assert h.link.nibp[-1].source == "manual" and h.link.nibp[-1].by == "dr-lee"
+    h.close()
+
+
+def test_discharge_gate(room: Harness) -> None:
+    room.to_infusion_running()
+    room.run(INFUSION_S)
+    finish_scheduled_nibp(room)
+    room.ok("advance")
+    room.ok("advance")
+    room.ok("advance")
+    assert room.room.phase == "discharge"
+    room.run(16 * 60, spo2=90)  # the discharge reading never came; SpO2 low
+    reply = room.cmd("discharge")
+    assert reply.error is not None and reply.error.code == "gate_not_met"
+    assert room.room.phase == "discharge"
+    assert room.ok("advance", override={"reason": "transferred to ward with monitoring"}) == {
+        "phase": "ended"
+    }
+    assert room.events("session_ended")[-1]["reason"] == "discharged"
+
+
+@pytest.mark.parametrize(
+    ("verb", "args", "phase_steps", "message"),
+    [
+        (
+            "start_infusion",
+            {},
+            3,
+            "Can't start_infusion while in intentions: advance to pre_infusion first",
+        ),
+        ("discharge", {}, 2, "Can't discharge while in integration: advance to intentions first"),
+        ("confirm", {"item": "consent"}, 0, "Can't confirm while in idle: no session is running"),
+        ("stop_infusion", {"reason": "x"}, 2, "Can't stop_infusion while in integration"),
+    ],
+)
+def test_wrong_phase_commands_say_what_to_do(
+    room: Harness, verb: str, args: dict, phase_steps: int, message: str
+) -> None:
+    if phase_steps:
+        room.plan()
+        room.ok("start_session")
+        for _ in range(phase_steps - 1):
+            room.ok("advance")
+    before = room.room.state().model_dump(exclude={"updated_at"})
+    reply = room.cmd(verb, **args)
+    assert reply.error is not None and reply.error.code == "invalid_state"
+    assert reply.error.message.startswith(message)
+    assert room.room.state().model_dump(exclude={"updated_at"}) == before
+    assert room.events("command_rejected")[-1]["code"] == "invalid_state"
+
+
+def test_advance_out_of_infusion_needs_it_finished(room: Harness) -> None:
+    room.to_infusion_running()
+    reply = room.cmd("advance")
+    assert reply.error is not None and "infusion is running" in reply.error.message
+    room.ok("stop_infusion", reason="patient asked to stop")
+    assert room.events("infusion_stopped")[-1]["reason"] == "patient asked to stop"
+    assert room.ok("advance") == {"phase": "debrief"}
+
+
+def test_emergency(room: Harness) -> None:
+    room.to_infusion_running()
+    room.run(60)
+    room.ok("emergency", reason="laryngospasm")
+    assert room.lighting.calls[-1][0] == "emergency"
+    assert room.lighting.calls[-1][1] == 1.0 and room.lighting.calls[-1][3] == 0.0
+    assert ("stop", (False,)) in room.audio.calls
+    assert room.events("infusion_stopped")[-1]["reason"] == "emergency"
+    assert room.events("music_stopped")[-1]["reason"] == "emergency"
+    alarm = room.events("alarm_raised")[-1]["alarm"]
+    assert alarm["code"] == "emergency" and alarm["priority"] == "high"
+    assert room.room.phase == "infusion"  # the patient is still there
+    room.ok("advance")
+    assert room.lighting.calls[-1][0] == "emergency", "phase scenes must not dim an emergency"
+    room.ok("end_session", reason="transferred to ED")
+    assert room.events("session_ended")[-1] == {"reason": "transferred to ED", "by": "dr-lee"}
+
+
+def test_end_session_from_check_in(room: Harness) -> None:
+    room.plan()
+    room.ok("start_session")
+    room.ok("end_session", reason="patient unwell, rescheduled")
+    assert room.room.phase == "ended"
+    reply = room.cmd("advance")
+    assert reply.error is not None and reply.error.code == "invalid_state"
+    # The same plan cannot run twice; a new plan can.
+    assert room.cmd("start_session").error is not None
+    room.plan(session_id="s-002")
+    assert room.ok("start_session") == {"session_id": "s-002"}
+
+
+def test_start_session_without_a_plan(room: Harness) -> None:
+    reply = room.cmd("start_session")
+    assert reply.error is not None and reply.error.code == "invalid_state"
+    assert "no session plan" in reply.error.message
+
+
+def test_inline_plan(room: Harness) -> None:
+    from tests.controller.harness import plan_dict
+
+    assert room.ok("start_session", plan=plan_dict(session_id="inline-1")) == {
+        "session_id": "inline-1"
+    }
+
+
+BAD_PAYLOADS = [
+    ("advance", b"not json", "invalid_payload"),
+    ("advance", b"[1, 2, 3]", "invalid_payload"),
+    ("advance", b"\xff\xfe", "invalid_payload"),
+    ("advance", b'{"request_id": "x1"}', "invalid_payload"),
+    ("confirm", b'{"request_id": "x2", "by": "a", "item": "everything"}', "invalid_payload"),
+    ("alarm_silence", b'{"request_id": "x3", "by": "a", "seconds": 600}', "invalid_payload"),
+    ("lights", b'{"request_id": "x4", "by": "a", "level": "bright"}', "invalid_payload"),
+    ("advance", b'{"request_id": "x5", "by": "a", "surprise": 1}', "invalid_payload"),
+    ("launch", b'{"request_id": "x6", "by": "a"}', "unknown_verb"),
+    ("advance", b"{" + b" " * (70 * 1024) + b"}", "invalid_payload"),
+]
+
+
+def test_malformed_commands_change_nothing(room: Harness) -> None:
+    room.to_pre_infusion()
+    before = room.room.state().model_dump(exclude={"updated_at"})
+    for verb, payload, code in BAD_PAYLOADS:
+        reply = room.send(verb, payload)
+        assert not reply.ok and reply.error is not None
+        assert reply.error.code == code, (verb, payload[:40], reply.error)
+    assert room.room.state().model_dump(exclude={"updated_at"}) == before
+    assert len(room.events("command_rejected")) == len(BAD_PAYLOADS)
+    # the message names the field at fault
+    reply = room.send("confirm", b'{"request_id": "y", "by": "a", "item": 3}')
+    assert reply.error is not None and "'item'" in reply.error.message
+
+
+def test_duplicate_request_id_is_not_run_twice(room: Harness) -> None:
+    room.plan()
+    room.ok("start_session")
+    payload = json.dumps({"request_id": "same", "by": "dr-lee"}).encode()
+    first = room.send("advance", payload)
+    assert first.ok and room.room.phase == "integration"
+    again = room.send("advance", payload)
+    assert again.error is not None and again.error.code == "duplicate"
+    assert again.error.details["first_reply"]["result"] == {"phase": "integration"}
+    assert room.room.phase == "integration"
+    assert len(room.events("phase_changed")) == 2
+
+
+def test_reply_goes_to_response_topic_with_correlation(room: Harness) -> None:
+    payload = json.dumps({"request_id": "q1", "by": "t"}).encode()
+    room.deliver(CommandReceived("status", payload, "tablet/7/replies", b"corr-7"))
+    reply, topic, corr = room.link.replies[-1]
+    assert reply.ok and reply.result is not None and reply.result["room_id"] == "room-1"
+    assert (topic, corr) == ("tablet/7/replies", b"corr-7")
+
+
+def test_events_command_pages_within_payload_limit(room: Harness) -> None:
+    room.to_infusion_running()
+    room.run(20 * 60, step=1)
+    result = room.ok("events", since_seq=1, limit=1000)
+    got = result["events"]
+    assert got[0]["seq"] == 1
+    assert [e["seq"] for e in got] == list(range(1, len(got) + 1))
+    assert result["last_seq"] == room.journal.last_seq
+    reply = room.cmd("events", since_seq=1, limit=1000)
+    assert len(reply.to_json()) <= 64 * 1024
+
+
+def test_events_published_while_offline_follow_after_reconnect(room: Harness) -> None:
+    room.plan()
+    room.ok("start_session")
+    room.deliver(LinkDown())
+    published = len(room.link.events)
+    room.ok("advance")
+    room.ok("advance")
+    assert len(room.link.events) == published  # nothing goes on the wire while offline
+    room.clock.advance(30)
+    room.deliver(LinkUp())
+    seqs = [e.seq for e in room.link.events[published:]]
+    assert seqs == sorted(seqs) and seqs[0] == room.link.events[published - 1].seq + 1
+    restored = room.events("link_restored")[-1]
+    assert restored["offline_s"] == 30.0 and restored["queued"] >= 4
+    assert room.journal.count_undelivered() == 0
+
+
+def test_plan_rejected_with_reasons_changes_nothing(room: Harness) -> None:
+    from controller.events import PlanReceived
+
+    room.deliver(
+        PlanReceived(b'{"session_id": "s-9", "patient_ref": "Jane Doe", "session_number": 9}')
+    )
+    rejected = room.events("plan_rejected")[-1]["reasons"]
+    assert any("patient_ref" in r for r in rejected)
+    assert any("session_number" in r for r in rejected)
+    assert room.room.pending_plan is None
+    room.library.missing = {"b.ogg"}
+    room.plan()
+    assert "missing music file 'b.ogg'" in room.events("plan_rejected")[-1]["reasons"][0]
+    room.library.missing = set()
+    room.plan(session_id="s-10")
+    room.ok("start_session")
+    room.plan(session_id="s-11")
+    assert "is running" in room.events("plan_rejected")[-1]["reasons"][0]
+    assert room.room.session_id == "s-10"
+
+
+def test_same_retained_plan_again_is_ignored(room: Harness) -> None:
+    room.plan()
+    room.plan()
+    assert room.types().count("session_configured") == 1
+
+
+def test_config_overrides_from_plan(tmp_path) -> None:
+    h = Harness(tmp_path, make_config(protocol={"infusion_minutes": 30}))
+    h.to_infusion_running(protocol={"nibp_interval_minutes": 15})
+    assert h.room.infusion_target_s == 30 * 60
+    h.run(15 * 60)
+    assert len(h.events("nibp_due")) == 1
+    h.run(15 * 60)
+    assert "infusion_completed" in h.types()
+    h.close()
