@@ -4,10 +4,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEB_PACKAGES := mosquitto mosquitto-clients libvlc5 vlc-plugin-base socat sox python3-venv
+DEB_PACKAGES := mosquitto mosquitto-clients libvlc5 vlc-plugin-base socat sox python3-venv \
+	systemd udev util-linux shellcheck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run demo test lint bench deps venv clean help
+.PHONY: run demo test lint bench deps venv clean help install uninstall
 
 help:
 	@echo "make run    - the simulated room against a local dev broker"
@@ -15,6 +16,7 @@ help:
 	@echo "make test   - the whole test suite (real broker, real libVLC)"
 	@echo "make lint   - ruff and mypy"
 	@echo "make bench  - the benchmarks (bench/results.json)"
+	@echo "make install / uninstall - the room on this machine (systemd/install.sh; see docs/deploy.md)"
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -49,6 +51,14 @@ lint: venv
 
 bench: deps venv
 	$(BIN)/python -m bench
+
+# On a Pi: make install INSTALL_FLAGS=--with-watchdog; uninstall keeps data unless
+# UNINSTALL_FLAGS=--purge. Without make: sudo systemd/install.sh [uninstall].
+install:
+	$(SUDO) DESTDIR="$(DESTDIR)" systemd/install.sh $(INSTALL_FLAGS)
+
+uninstall:
+	$(SUDO) DESTDIR="$(DESTDIR)" systemd/install.sh uninstall $(UNINSTALL_FLAGS)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
