@@ -1,0 +1,162 @@
+"""Masimo Rad-8 / Radical-7 / Rad-97 serial output, "ASCII 1" (one text line per second).
+
+A line looks like::
+
+    01/05/26 09:00:00 SN=0000084590 SPO2=098% BPM=072 PI=03.60% SPCO=--.-% SPMET=--.-%
+    DESAT=-- PIDELTA=+-- ALARM=0000 EXC=000800
+
+(on one line, CR LF). Models differ in which fields they send, their widths and whether a
+``%`` follows, so fields are found by key, never by position. ``---`` means no value. ``EXC``
+is a hexadecimal bit set of exceptions; see ``EXC_QUALITY`` and docs/vitals.md.
+"""
+
+from __future__ import annotations
+
+import re
+
+from controller.models import Quality
+from hw.vitals.common import (
+    UNTRUSTED,
+    OximeterDriver,
+    OxReading,
+    plausible_hr,
+    plausible_spo2,
+    worst,
+)
+
+MAX_LINE = 512
+"""A longer line is not ASCII 1 (or two lines ran together): dropped."""
+
+EXC_QUALITY: dict[int, Quality] = {
+    0x001: "no_sensor",  # no sensor connected
+    0x002: "no_sensor",  # defective sensor
+    0x080: "no_sensor",  # unrecognised sensor
+    0x020: "sensor_off",  # sensor off the patient
+    0x008: "searching",  # pulse search
+    0x010: "artifact",  # interference
+    0x040: "artifact",  # too much ambient light
+    0x400: "artifact",  # low signal IQ
+    # 0x004 low perfusion: the numbers are still valid (PI shows it), so it stays "ok".
+}
+"""Masimo exception bits → quality. Bits not listed (e.g. 0x800) do not affect quality."""
+
+_TIMESTAMP = re.compile(r"\d\d/\d\d/\d\d \d\d:\d\d:\d\d")
+_FIELD = re.compile(r"([A-Z][A-Z0-9]*)=(\S*)")
+_INT = re.compile(r"\+?(\d{1,3})%?")
+_FLOAT = re.compile(r"(\d{1,3}(?:\.\d{1,3})?)%?")
+_DASHES = re.compile(r"[-+]*-[-.+]*%?")
+
+
+class _BadLine(Exception):
+    pass
+
+
+def exc_quality(exc: int) -> Quality:
+    """The quality that a Masimo ``EXC`` bit set means (worst condition wins)."""
+    return worst([q for bit, q in EXC_QUALITY.items() if exc & bit])
+
+
+def _int_value(text: str) -> int | None:
+    if _DASHES.fullmatch(text):
+        return None
+    m = _INT.fullmatch(text)
+    if m is None:
+        raise _BadLine(text)
+    return int(m.group(1))
+
+
+def _float_value(text: str) -> float | None:
+    if _DASHES.fullmatch(text):
+        return None
+    m = _FLOAT.fullmatch(text)
+    if m is None:
+        raise _BadLine(text)
+    return float(m.group(1))
+
+
+def parse_line(line: str) -> OxReading | None:
+    """One ASCII 1 line → a reading, or ``None`` if it is not a usable ASCII 1 line."""
+    stamps = list(_TIMESTAMP.finditer(line))
+    if not stamps:
+        return None
+    # Start at the last time stamp: whatever precedes it is the tail of garbage.
+    body = line[stamps[-1].end() :]
+    fields: dict[str, str] = {}
+    for key, value in _FIELD.findall(body):
+        if key in fields:
+            return None  # two lines ran together
+        fields[key] = value
+    if "SPO2" not in fields or "BPM" not in fields:
+        return None
+    try:
+        spo2 = _int_value(fields["SPO2"])
+        hr = _int_value(fields["BPM"])
+        pi = _float_value(fields["PI"]) if "PI" in fields else None
+        exc = int(fields.get("EXC", "0"), 16)
+    except (_BadLine, ValueError):
+        return None
+    quality = exc_quality(exc)
+    spo2, hr = plausible_spo2(spo2), plausible_hr(hr)
+    if quality in UNTRUSTED:
+        spo2 = hr = None
+        pi = None
+    elif spo2 is None and hr is None:
+        quality = "searching"
+    return OxReading(spo2=spo2, hr=hr, pi=pi, quality=quality)
+
+
+class MasimoParser:
+    """Incremental ASCII 1 parser: bytes in, readings out; resynchronises on line ends."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._discarding = False
+        self.bad_frames = 0
+
+    def reset(self) -> None:
+        """Forget a partial line."""
+        self._buf.clear()
+        self._discarding = False
+
+    def feed(self, data: bytes) -> list[OxReading]:
+        """Consume bytes; return the readings of the lines they completed."""
+        out: list[OxReading] = []
+        for byte in data:
+            if byte in (0x0A, 0x0D):
+                self._end_line(out)
+            elif 0x20 <= byte <= 0x7E or byte == 0x09:
+                if self._discarding:
+                    continue
+                if len(self._buf) >= MAX_LINE:
+                    self.bad_frames += 1
+                    self._discarding = True
+                else:
+                    self._buf.append(byte)
+            else:
+                # A control or 8-bit byte never occurs in these lines: what came before it is
+                # corrupt. Start afresh after it; a remainder alone never forms a valid line
+                # (it lacks the line's start), and a whole line after noise is still read.
+                if self._buf and not self._discarding:
+                    self.bad_frames += 1
+                self.reset()
+        return out
+
+    def _end_line(self, out: list[OxReading]) -> None:
+        if self._discarding:
+            pass  # already counted when it overflowed or was corrupted
+        elif self._buf.strip():
+            reading = parse_line(self._buf.decode("ascii"))
+            if reading is None:
+                self.bad_frames += 1
+            else:
+                out.append(reading)
+        self.reset()
+
+
+class MasimoAscii(OximeterDriver[MasimoParser]):
+    """A Masimo Rad-8 / Radical-7 / Rad-97 set to ASCII 1 serial output."""
+
+    source = "masimo_ascii"
+
+    def _make_parser(self) -> MasimoParser:
+        return MasimoParser()

@@ -1,0 +1,238 @@
+"""Nonin pulse oximeters: the ASCII line format and binary data format 2 (DF2).
+
+ASCII: ``SPO2=097 HR=072`` CR LF about once a second; ``---`` means no value; a trailing ``*``
+marks a value sent during an event (alarm or marginal signal): the value is still the
+monitor's own and is passed on.
+
+DF2: 75 frames a second of five bytes ``01 STATUS PLETH FLOAT CHK`` (CHK = sum of the first
+four bytes mod 256; STATUS bit 7 always set, bit 0 set on the first frame of a 25-frame
+packet). The FLOAT byte carries a different value in each frame of the packet: frame 0 the
+heart rate's high bits, frame 1 its low bits, frame 2 the SpO2. HR 511 and SpO2 127 mean
+"missing". See docs/vitals.md for the status-bit → quality mapping.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from controller.models import Quality
+from hw.vitals.common import (
+    UNTRUSTED,
+    OximeterDriver,
+    OxReading,
+    plausible_hr,
+    plausible_spo2,
+    worst,
+)
+
+# --- ASCII ---------------------------------------------------------------------------------
+
+MAX_LINE = 128
+_ASCII_LINE = re.compile(r"SPO2=\s*(\d{1,3}|-{1,3})(\*?)\s+HR=\s*(\d{1,3}|-{1,3})(\*?)\s*")
+
+
+def parse_ascii_line(line: str) -> OxReading | None:
+    """One ``SPO2=XXX HR=YYY`` line → a reading, or ``None`` if it is not one."""
+    start = line.rfind("SPO2=")
+    if start < 0:
+        return None
+    m = _ASCII_LINE.fullmatch(line[start:])  # anything before the last SPO2= is noise
+    if m is None:
+        return None
+    spo2 = None if m.group(1).startswith("-") else plausible_spo2(int(m.group(1)))
+    hr = None if m.group(3).startswith("-") else plausible_hr(int(m.group(3)))
+    # The format gives no reason for a missing value; "searching" is the honest minimum.
+    quality: Quality = "searching" if spo2 is None and hr is None else "ok"
+    return OxReading(spo2=spo2, hr=hr, pi=None, quality=quality)
+
+
+class NoninAsciiParser:
+    """Incremental Nonin ASCII parser: bytes in, readings out; resynchronises on line ends."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._discarding = False
+        self.bad_frames = 0
+
+    def reset(self) -> None:
+        """Forget a partial line."""
+        self._buf.clear()
+        self._discarding = False
+
+    def feed(self, data: bytes) -> list[OxReading]:
+        """Consume bytes; return the readings of the lines they completed."""
+        out: list[OxReading] = []
+        for byte in data:
+            if byte in (0x0A, 0x0D):
+                if self._discarding:
+                    pass  # already counted when it overflowed or was corrupted
+                elif self._buf.strip():
+                    reading = parse_ascii_line(self._buf.decode("ascii"))
+                    if reading is None:
+                        self.bad_frames += 1
+                    else:
+                        out.append(reading)
+                self.reset()
+            elif 0x20 <= byte <= 0x7E or byte == 0x09:
+                if self._discarding:
+                    continue
+                if len(self._buf) >= MAX_LINE:
+                    self.bad_frames += 1
+                    self._discarding = True
+                else:
+                    self._buf.append(byte)
+            else:
+                # A control or 8-bit byte never occurs in these lines: what came before it is
+                # corrupt. Start afresh after it; a remainder alone never forms a valid line
+                # (it lacks the line's start), and a whole line after noise is still read.
+                if self._buf and not self._discarding:
+                    self.bad_frames += 1
+                self.reset()
+        return out
+
+
+class NoninAscii(OximeterDriver[NoninAsciiParser]):
+    """A Nonin oximeter sending its ASCII line format."""
+
+    source = "nonin_ascii"
+
+    def _make_parser(self) -> NoninAsciiParser:
+        return NoninAsciiParser()
+
+
+# --- Data format 2 -------------------------------------------------------------------------
+
+FRAME_LEN = 5
+FRAMES_PER_PACKET = 25
+HR_MISSING = 511
+SPO2_MISSING = 127
+
+STATUS_ALWAYS = 0x80
+STATUS_SNSD = 0x40  # sensor disconnected (not connected, or inoperable)
+STATUS_ARTF = 0x20  # artifact: a beat did not match the current pulse interval
+STATUS_OOT = 0x10  # out of track: no consecutive good pulses
+STATUS_SNSA = 0x08  # sensor alarm: the sensor gives unusable data
+STATUS_SYNC = 0x01  # first frame of a packet
+
+DF2_QUALITY: tuple[tuple[int, Quality, bool], ...] = (
+    (STATUS_SNSD, "no_sensor", False),
+    (STATUS_OOT, "searching", False),
+    (STATUS_SNSA, "artifact", False),
+    (STATUS_ARTF, "artifact", True),
+)
+"""Status bit → (quality, whether the numbers may still be passed on)."""
+
+
+@dataclass(frozen=True)
+class Df2Frame:
+    """One valid five-byte DF2 frame."""
+
+    status: int
+    pleth: int
+    value: int
+
+
+def df2_checksum(first_four: bytes | bytearray) -> int:
+    """The DF2 frame check byte: the sum of the first four bytes mod 256."""
+    return sum(first_four) & 0xFF
+
+
+def df2_reading(frames: list[Df2Frame]) -> OxReading:
+    """The reading one complete 25-frame packet carries."""
+    hr_raw = ((frames[0].value & 0x03) << 7) | (frames[1].value & 0x7F)
+    spo2_raw = frames[2].value & 0x7F
+    hr = None if hr_raw == HR_MISSING else plausible_hr(hr_raw)
+    spo2 = None if spo2_raw == SPO2_MISSING else plausible_spo2(spo2_raw)
+    status = 0
+    for frame in frames:
+        status |= frame.status
+    found = [(q, keep) for bit, q, keep in DF2_QUALITY if status & bit]
+    quality = worst([q for q, _ in found])
+    if quality in UNTRUSTED or any(not keep for _, keep in found):
+        spo2 = hr = None
+    elif spo2 is None and hr is None:
+        quality = "searching"
+    return OxReading(spo2=spo2, hr=hr, pi=None, quality=quality)
+
+
+class NoninDf2Parser:
+    """Incremental DF2 parser: bytes in, one reading per complete packet out.
+
+    A frame that fails its check, or a packet cut short, loses that packet only: the parser
+    slides byte by byte to the next valid frame and waits for the next packet start.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._packet: list[Df2Frame] | None = None
+        self._sliding = False
+        self.bad_frames = 0
+
+    def reset(self) -> None:
+        """Forget partial frames and packets."""
+        self._buf.clear()
+        self._packet = None
+        self._sliding = False
+
+    def feed(self, data: bytes) -> list[OxReading]:
+        """Consume bytes; return the readings of the packets they completed."""
+        out: list[OxReading] = []
+        buf = self._buf
+        buf.extend(data)
+        pos = 0
+        while len(buf) - pos >= FRAME_LEN:
+            chunk = buf[pos : pos + FRAME_LEN]
+            valid = chunk[0] == 0x01 and chunk[1] & STATUS_ALWAYS
+            if valid and df2_checksum(chunk[:4]) == chunk[4]:
+                self._sliding = False
+                self._frame(Df2Frame(status=chunk[1], pleth=chunk[2], value=chunk[3]), out)
+                pos += FRAME_LEN
+            else:
+                if not self._sliding:
+                    self._sliding = True
+                    self.bad_frames += 1
+                    self._packet = None  # a frame is missing: this packet is lost
+                pos += 1
+        del buf[:pos]
+        return out
+
+    def _frame(self, frame: Df2Frame, out: list[OxReading]) -> None:
+        if frame.status & STATUS_SYNC:
+            if self._packet is not None:
+                self.bad_frames += 1  # the previous packet was cut short
+            self._packet = [frame]
+        elif self._packet is not None:
+            self._packet.append(frame)
+        if self._packet is not None and len(self._packet) == FRAMES_PER_PACKET:
+            out.append(df2_reading(self._packet))
+            self._packet = None
+
+
+class NoninDf2(OximeterDriver[NoninDf2Parser]):
+    """A Nonin oximeter (e.g. OEM III, Xpod) in data format 2.
+
+    Three packets arrive per second; one sample a second is passed on, and at once whenever
+    the quality changes (a sensor coming off must not wait).
+    """
+
+    source = "nonin_df2"
+    packets_per_sample = 3
+
+    def _make_parser(self) -> NoninDf2Parser:
+        self._count = 0
+        self._last_quality: Quality | None = None
+        return NoninDf2Parser()
+
+    def _on_open(self) -> None:
+        # The first packet after a (re)connect is passed on at once.
+        self._count = 0
+        self._last_quality = None
+
+    def _on_reading(self, reading: OxReading) -> None:
+        changed = reading.quality != self._last_quality
+        self._count += 1
+        if changed or self._count >= self.packets_per_sample:
+            self._count = 0
+            self._last_quality = reading.quality
+            super()._on_reading(reading)

@@ -1,0 +1,207 @@
+"""Each driver through the real serial path: pyserial on a pseudo-terminal.
+
+Unplug closes the pty (the driver's read fails); replug opens a new pty behind the same path,
+and the driver must reconnect by itself. Waits are bounded waits for thread I/O only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tty
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Inbox, df2_packet
+
+from controller.clock import FakeClock
+from controller.config import NibpSection, OximeterSection
+from controller.events import DeviceChanged, NibpCompleted, NibpFailed, VitalsArrived
+from hw.simulator import SimulatedNibpModule, SimulatedOximeter
+from hw.vitals import NoninDf2, SuntechNibp, make_nibp, make_oximeter
+from hw.vitals.suntech import SuntechTimeouts
+
+FAST: dict[str, Any] = {"backoff_initial": 0.02, "backoff_max": 0.1}
+
+
+def is_status(status: str):  # type: ignore[no-untyped-def]
+    return lambda m: isinstance(m, DeviceChanged) and m.status == status
+
+
+def is_sample(m: object) -> bool:
+    return isinstance(m, VitalsArrived)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.mark.parametrize("fmt", ["masimo_ascii", "nonin_ascii", "nonin_df2"])
+def test_oximeter_reads_unplug_replug(fmt: str, clock: FakeClock, inbox: Inbox) -> None:
+    sim = SimulatedOximeter(fmt, clock, period_s=0.02, seed=3)
+    driver = make_oximeter(
+        OximeterSection(driver=fmt),
+        inbox.emit,
+        clock,
+        port=sim.port_path,
+        **FAST,
+    )
+    assert driver is not None
+    try:
+        driver.start()
+        inbox.wait_for(is_status("ok"))
+        sample = inbox.wait_for(is_sample).sample
+        assert sample.source == fmt and sample.quality == "ok"
+        assert 96 <= sample.spo2 <= 99 and 60 <= sample.hr <= 80
+
+        sim.incident("unplug")
+        inbox.wait_for(is_status("lost"))
+        sim.incident("recover")
+        inbox.wait_for(is_status("ok"))
+        inbox.wait_for(is_sample)
+
+        # Values are never stale: after sensor_off the very next sample carries no numbers.
+        sim.incident("sensor_off")
+        off = inbox.wait_for(lambda m: is_sample(m) and m.sample.quality != "ok").sample
+        assert off.spo2 is None and off.hr is None
+        sim.incident("recover")
+        inbox.wait_for(lambda m: is_sample(m) and m.sample.quality == "ok")
+
+        sim.incident("garbage")
+        for _ in range(3):  # readings keep coming after a burst of noise
+            assert inbox.wait_for(is_sample).sample.quality == "ok"
+    finally:
+        driver.close()
+        sim.close()
+    assert not driver.reader.alive
+
+
+@contextlib.contextmanager
+def raw_pty() -> Iterator[tuple[int, str]]:
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        yield master, os.ttyname(slave)
+    finally:
+        for fd in (master, slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def test_df2_raw_pty_no_stale_half_packet_after_reconnect(clock: FakeClock, inbox: Inbox) -> None:
+    """A packet cut by the unplug is never completed with bytes from the new connection."""
+    link = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"roomd-test-df2-{os.getpid()}")
+    with raw_pty() as (master, path):
+        os.symlink(path, link)
+        driver = NoninDf2(link, 9600, inbox.emit, clock, **FAST)
+        try:
+            driver.start()
+            inbox.wait_for(is_status("ok"))
+            os.write(master, df2_packet(70, 96))
+            assert inbox.wait_for(is_sample).sample.hr == 70
+            os.write(master, df2_packet(71, 97)[:60])  # half a packet, then the cable goes
+            os.close(master)
+            inbox.wait_for(is_status("lost"))
+            os.unlink(link)
+        except BaseException:
+            driver.close()
+            raise
+    with raw_pty() as (master2, path2):
+        try:
+            os.symlink(path2, link)
+            inbox.wait_for(is_status("ok"))
+            os.write(master2, df2_packet(72, 98)[60:] + df2_packet(73, 99))
+            # the first sample after the reconnect is the new packet, not 71 or a 71/72 mix
+            sample = inbox.wait_for(is_sample).sample
+            assert (sample.hr, sample.spo2) == (73, 99)
+        finally:
+            driver.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(link)
+
+
+def make_suntech(sim: SimulatedNibpModule, inbox: Inbox, clock: FakeClock) -> SuntechNibp:
+    nibp = make_nibp(NibpSection(), inbox.emit, clock, port=sim.port_path, **FAST)
+    assert nibp is not None
+    nibp.start()
+    inbox.wait_for(is_status("ok"))
+    return nibp
+
+
+def test_suntech_measurement_error_and_replug(clock: FakeClock, inbox: Inbox) -> None:
+    sim = SimulatedNibpModule(clock, measure_session_s=0.05, seed=1)
+    nibp = make_suntech(sim, inbox, clock)
+    try:
+        nibp.start_measurement()
+        reading = inbox.wait_for(lambda m: isinstance(m, NibpCompleted)).reading
+        assert reading.source == "suntech" and reading.ts == clock.now()
+        assert 110 <= reading.sys <= 140 and 70 <= reading.dia <= 90
+        assert reading.dia < reading.map < reading.sys
+        assert sim.commands[:2] == [bytes.fromhex("3a20a6"), bytes.fromhex("3a7903004a")]
+
+        sim.patient.incident("hypertension")
+        nibp.start_measurement()
+        assert inbox.wait_for(lambda m: isinstance(m, NibpCompleted)).reading.sys >= 180
+        sim.patient.incident("recover")
+
+        sim.fail_next(1)
+        nibp.start_measurement()
+        assert inbox.wait_for(lambda m: isinstance(m, NibpFailed)).code == "weak_signal"
+
+        sim.incident("unplug")
+        inbox.wait_for(is_status("lost"))
+        nibp.start_measurement()
+        assert inbox.wait_for(lambda m: isinstance(m, NibpFailed)).code == "device_unavailable"
+        sim.incident("recover")
+        inbox.wait_for(is_status("ok"))
+        nibp.start_measurement()
+        assert isinstance(inbox.wait_for(lambda m: isinstance(m, NibpCompleted)), NibpCompleted)
+    finally:
+        nibp.close()
+        sim.close()
+
+
+def test_suntech_abort_and_unplug_mid_measurement(clock: FakeClock, inbox: Inbox) -> None:
+    sim = SimulatedNibpModule(clock, measure_session_s=60.0)  # never finishes by itself
+    nibp = make_suntech(sim, inbox, clock)
+    try:
+        start, abort = bytes.fromhex("3a20a6"), bytes.fromhex("3a7901004c")
+        nibp.start_measurement()
+        assert sim.wait_for_command(start)
+        nibp.abort()
+        assert nibp.state == "idle"
+        assert sim.wait_for_command(abort)
+        nibp.start_measurement()
+        assert sim.wait_for_command(start, count=2)  # accepted again after the abort
+        inbox_seen = len(inbox.seen)
+        sim.incident("unplug")
+        assert inbox.wait_for(lambda m: isinstance(m, NibpFailed)).code == "device_lost"
+        assert not any(isinstance(m, NibpCompleted) for m in inbox.seen[inbox_seen:])
+    finally:
+        nibp.close()
+        sim.close()
+
+
+def test_suntech_silent_module_times_out(clock: FakeClock, inbox: Inbox) -> None:
+    with raw_pty() as (master, path):
+        nibp = SuntechNibp(path, 9600, inbox.emit, clock, timeouts=SuntechTimeouts(ack=0.2), **FAST)
+        try:
+            nibp.start()
+            inbox.wait_for(is_status("ok"))
+            nibp.start_measurement()
+            assert inbox.wait_for(lambda m: isinstance(m, NibpFailed)).code == "timeout"
+            assert os.read(master, 64).startswith(bytes.fromhex("3a20a6"))
+        finally:
+            nibp.close()
+
+
+def test_factories() -> None:
+    clock = FakeClock()
+    assert make_oximeter(OximeterSection(), print, clock) is None  # no port: absent
+    assert make_nibp(NibpSection(driver="manual", port="/dev/ttyUSB1"), print, clock) is None
+    assert (
+        type(make_oximeter(OximeterSection(driver="nonin_df2", port="/x"), print, clock)).__name__
+        == "NoninDf2"
+    )

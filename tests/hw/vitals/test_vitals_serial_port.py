@@ -1,0 +1,182 @@
+"""The serial reader: reconnect with backoff, lost/ok on transitions, prompt close."""
+
+from __future__ import annotations
+
+import threading
+
+import serial
+from conftest import Inbox
+
+from controller.events import DeviceChanged
+from hw.vitals.serial_port import SerialReader
+
+
+class Lines:
+    """A trivial parser: one frame per byte b'x'."""
+
+    def __init__(self) -> None:
+        self.bad_frames = 0
+        self.resets = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        return [bytes((b,)) for b in data]
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+class ScriptedPort:
+    """A fake port that returns ``chunks`` then raises as if unplugged."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = list(chunks)
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def read(self, size: int = 1) -> bytes:
+        if self.chunks:
+            return self.chunks.pop(0)
+        raise serial.SerialException("read failed: [Errno 5] Input/output error")
+
+    def write(self, data: bytes) -> int:
+        self.written.append(data)
+        return len(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class QuietPort(ScriptedPort):
+    """A port that stays open and silent: read returns nothing after its timeout."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self._never = threading.Event()
+
+    def read(self, size: int = 1) -> bytes:
+        self._never.wait(0.01)  # the port's read timeout, as pyserial's
+        return b""
+
+
+def test_backoff_doubles_to_the_cap_then_ok_then_lost(inbox: Inbox) -> None:
+    waits: list[float] = []
+    opened = threading.Event()
+    port = ScriptedPort([b"ab"])
+    attempts = {"n": 0}
+
+    def factory(path: str, baud: int, timeout: float) -> ScriptedPort:
+        attempts["n"] += 1
+        if attempts["n"] <= 5:
+            raise FileNotFoundError(2, "No such file", path)
+        if attempts["n"] == 6:
+            opened.set()
+            return port
+        raise FileNotFoundError(2, "No such file", path)
+
+    stop = threading.Event()
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        if len(waits) >= 8:
+            stop.set()
+            return True
+        return False
+
+    frames: list[bytes] = []
+    parser = Lines()
+    reader = SerialReader(
+        "/dev/serial/by-id/usb-X",
+        9600,
+        device="oximeter",
+        emit=inbox.emit,
+        parser=parser,
+        on_frame=frames.append,
+        serial_factory=factory,
+        wait=wait,
+        backoff_initial=0.5,
+        backoff_max=5.0,
+    )
+    reader.start()
+    assert stop.wait(5)
+    reader.close()
+    assert not reader.alive
+    # 5 failed opens: 0.5 1 2 4 5; after the lost read: back to 0.5, then 1, 2
+    assert waits == [0.5, 1.0, 2.0, 4.0, 5.0, 0.5, 0.5, 1.0]
+    statuses = [m.status for m in inbox.q.queue if isinstance(m, DeviceChanged)]
+    assert statuses == ["lost", "ok", "lost"]  # transitions only, never repeated
+    assert frames == [b"a", b"b"]
+    assert port.closed and parser.resets == 1
+
+
+def test_writes_reach_the_port_and_are_dropped_while_lost(inbox: Inbox) -> None:
+    port = QuietPort()
+    got = threading.Event()
+
+    def write(data: bytes) -> int:
+        port.written.append(data)
+        got.set()
+        return len(data)
+
+    port.write = write  # type: ignore[method-assign]
+    reader = SerialReader(
+        "p",
+        9600,
+        device="nibp",
+        emit=inbox.emit,
+        parser=Lines(),
+        on_frame=lambda f: None,
+        serial_factory=lambda p, b, t: port,
+    )
+    reader.write(b"stale")  # queued before the port opened: never sent
+    reader.start()
+    inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "ok")
+    reader.write(b"\x3a\x20\xa6")
+    assert got.wait(5)
+    reader.close()
+    assert port.written == [b"\x3a\x20\xa6"]
+
+
+def test_close_is_prompt_while_backing_off(inbox: Inbox) -> None:
+    def factory(path: str, baud: int, timeout: float) -> ScriptedPort:
+        raise serial.SerialException("could not open port")
+
+    reader = SerialReader(
+        "p",
+        9600,
+        device="oximeter",
+        emit=inbox.emit,
+        parser=Lines(),
+        on_frame=lambda f: None,
+        serial_factory=factory,
+        backoff_initial=60.0,
+        backoff_max=60.0,
+    )
+    reader.start()
+    inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "lost")
+    reader.close(timeout=2.0)  # the 60 s backoff is cut short by close()
+    assert not reader.alive
+
+
+def test_a_driver_bug_does_not_look_like_an_unplug(inbox: Inbox) -> None:
+    port = ScriptedPort([b"xy"])
+    seen: list[bytes] = []
+
+    def on_frame(frame: bytes) -> None:
+        seen.append(frame)
+        if frame == b"x":
+            raise ValueError("driver bug")
+
+    reader = SerialReader(
+        "p",
+        9600,
+        device="oximeter",
+        emit=inbox.emit,
+        parser=Lines(),
+        on_frame=on_frame,
+        serial_factory=lambda p, b, t: port,
+        backoff_initial=60.0,
+    )
+    reader.start()
+    inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "lost")
+    reader.close()
+    assert seen == [b"x", b"y"]
