@@ -23,7 +23,7 @@ from controller.errors import ConfigError, JournalError
 from controller.events import InboxMessage, Shutdown, SimAction
 from controller.journal import Journal
 from controller.loop import CoreLoop
-from controller.models import iso_utc, parse_utc
+from controller.models import Event, iso_utc, parse_utc
 from controller.sdnotify import Notifier
 from controller.session import Room
 
@@ -66,34 +66,66 @@ def scaled_clock(journal: Journal, time_scale: float) -> SystemClock:
 
 
 class SimulatedRoom:
-    """The simulated hardware of ``--simulate`` and the ``sim/<action>`` verbs that drive it."""
+    """The simulated hardware of ``--simulate`` and the ``sim/<action>`` verbs that drive it.
 
-    def __init__(self, emit: Callable[[InboxMessage], None], clock: SystemClock) -> None:
+    Serial devices with an empty ``port`` are simulated behind pseudo-terminals speaking the
+    device's real format, read by the real driver; a device with a ``port`` is used as set.
+    """
+
+    def __init__(
+        self, config: Config, emit: Callable[[InboxMessage], None], clock: SystemClock
+    ) -> None:
         from audio.fake import FakeLibrary, SimulatedAudioPlayer
-        from hw.fake import (
-            FakeAnnunciator,
-            FakeCallButton,
-            FakeLighting,
-            SimulatedNibp,
-            SimulatedOximeter,
-        )
+        from hw.fake import FakeAnnunciator, FakeCallButton, FakeLighting
+        from hw.simulator import SimulatedNibpModule, SimulatedOximeter, SimulatedPatient
+        from hw.vitals import make_nibp, make_oximeter
 
-        self.oximeter = SimulatedOximeter(emit, clock)
-        self.nibp = SimulatedNibp(emit, clock)
+        hw = config.hardware
+        self.patient = SimulatedPatient(clock)
+        self.sim_devices: list[Any] = []
+        self.sim_oximeter: Any = None
+        self.sim_nibp: Any = None
+        if not hw.oximeter.port:
+            # One line per session second would flood; one per real 50 ms keeps samples
+            # fresher than the stale limit at any --time-scale up to 200.
+            period = max(clock.real_seconds(1.0), 0.05)
+            self.sim_oximeter = SimulatedOximeter(
+                hw.oximeter.driver, clock, patient=self.patient, period_s=period
+            )
+            self.sim_devices.append(self.sim_oximeter)
+        if hw.nibp.driver != "manual" and not hw.nibp.port:
+            self.sim_nibp = SimulatedNibpModule(clock, patient=self.patient)
+            self.sim_devices.append(self.sim_nibp)
+        self.oximeter = make_oximeter(
+            hw.oximeter,
+            emit,
+            clock,
+            port=self.sim_oximeter.port_path if self.sim_oximeter else None,
+        )
+        self.nibp = make_nibp(
+            hw.nibp, emit, clock, port=self.sim_nibp.port_path if self.sim_nibp else None
+        )
         self.lighting = FakeLighting()
         self.button = FakeCallButton(emit)
         self.annunciator = FakeAnnunciator()
         self.audio = SimulatedAudioPlayer(emit, clock)
         self.library = FakeLibrary()
-        self._hold_timers: list[Any] = []
+        self._clock = clock
 
     def devices(self) -> dict[str, str]:
-        """Every simulated device is present and working."""
-        return {k: "ok" for k in ("oximeter", "nibp", "call_button", "lighting", "audio")}
+        """Devices present from the start (serial devices report themselves when opened)."""
+        return {"call_button": "ok", "lighting": "ok", "audio": "ok"}
 
     def start(self) -> None:
-        """Start the simulated devices' threads."""
-        self.oximeter.start()
+        """Start the drivers' reader threads."""
+        for driver in (self.oximeter, self.nibp):
+            if driver is not None:
+                driver.start()
+
+    def observe(self, event: Event) -> None:
+        """Let the simulated patient follow the session (the infusion drives the BP curve)."""
+        if event.type == "infusion_started":
+            self.patient.set_infusion_started(self._clock.monotonic())
 
     def act(self, action: SimAction) -> None:
         """Carry out one ``sim/<action>`` (on the core thread; devices report via the inbox)."""
@@ -107,18 +139,28 @@ class SimulatedRoom:
                 if float(action.args.get("seconds", 0)) >= 2.0:
                     self.button.hold()
             case "incident":
-                kind = str(action.args.get("kind", ""))
-                self.nibp.hypertension = kind == "hypertension"
-                if kind in ("desaturation", "sensor_off", "unplug", "recover", "garbage"):
-                    self.oximeter.incident(kind)
+                self._incident(str(action.args.get("kind", "")))
             case "finish_playlist":
                 self.audio.finish()
             case other:
                 log.warning("unknown sim action %r", other)
 
+    def _incident(self, kind: str) -> None:
+        if kind in ("desaturation", "hypertension"):
+            self.patient.incident(kind)
+        elif kind in ("sensor_off", "unplug", "garbage") and self.sim_oximeter is not None:
+            self.sim_oximeter.incident(kind)
+        elif kind == "recover":
+            for device in self.sim_devices:
+                device.incident("recover")
+        else:
+            log.warning("unknown incident %r", kind)
+
     def close(self) -> None:
-        """Stop the simulated devices."""
-        self.oximeter.close()
+        """Stop the drivers and the simulated devices."""
+        for thing in (self.oximeter, self.nibp, *self.sim_devices):
+            if thing is not None:
+                thing.close()
         self.audio.close()
 
 
@@ -137,7 +179,7 @@ def build_room(
     link = MqttLink(
         config.mqtt, Topics(config.mqtt.topic_prefix, config.room.id), emit, simulate=args.simulate
     )
-    sim = SimulatedRoom(emit, clock) if args.simulate else None
+    sim = SimulatedRoom(config, emit, clock) if args.simulate else None
     room = Room(
         config,
         clock=clock,
@@ -152,6 +194,7 @@ def build_room(
         devices=sim.devices() if sim else None,
         heartbeat_s=10.0 * args.time_scale,
         simulator=sim.act if sim else None,
+        listeners=[sim.observe] if sim else [],
     )
     return room, link, sim, clock
 

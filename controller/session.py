@@ -96,6 +96,7 @@ class Room(RoomView):
         devices: dict[str, str] | None = None,
         heartbeat_s: float = 10.0,
         simulator: Callable[[ev.SimAction], None] | None = None,
+        listeners: Sequence[Callable[[Event], None]] = (),
     ) -> None:
         super().__init__(config, clock)
         self.journal = journal
@@ -107,6 +108,7 @@ class Room(RoomView):
         self._audio = audio
         self._library = library
         self._heartbeat_s = heartbeat_s
+        self._listeners = list(listeners)
         self.devices.update(devices or {})
         self.alarms = AlarmEngine(clock, config.alarms, self._emit)
         self._dirty = True
@@ -194,6 +196,8 @@ class Room(RoomView):
         self._dirty = True
         if type_.startswith("alarm_"):
             self._alarms_dirty = True
+        for listener in self._listeners:
+            listener(event)
         return event
 
     def apply(self, event: Event) -> None:
