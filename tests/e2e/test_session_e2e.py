@@ -47,10 +47,10 @@ def assert_contiguous(events: list[dict]) -> None:
         assert by_seq.setdefault(e["seq"], e) == e, "two different events with one seq"
 
 
-def test_whole_session_over_mqtt(make_room) -> None:
+def test_whole_session_over_mqtt(make_room, broker: Broker) -> None:
     room, probe = make_room(time_scale=60)
     # A late subscriber sees the retained status and state.
-    late = Probe(int(room.config.read_text().split("port = ")[1].split()[0]), room.root)
+    late = Probe(broker.port, room.root)
     late.wait_for(lambda: late.retained.get(f"{room.root}/state"), 15, "retained state")
     assert late.retained[f"{room.root}/status"] == b"online"
     assert json.loads(late.retained[f"{room.root}/state"])["phase"] == "idle"
@@ -169,9 +169,9 @@ def test_malformed_storm_leaves_the_room_alive_and_unchanged(make_room) -> None:
     assert len(rejected) >= 12
 
 
-def test_response_topic_and_correlation_data(make_room) -> None:
-    room, probe = make_room(time_scale=1)
-    tablet = Probe(probe.client._port, "tablets/t7")
+def test_response_topic_and_correlation_data(make_room, broker: Broker) -> None:
+    _room, probe = make_room(time_scale=1)
+    tablet = Probe(broker.port, "tablets/t7")
     payload = json.dumps({"request_id": "rt-1", "by": "dr-x"}).encode()
     probe.publish("cmd/status", payload, props=response_props("tablets/t7/inbox", b"corr-42"))
     tablet.wait_for(lambda: tablet.messages, 10, "reply on the response topic")
@@ -183,7 +183,7 @@ def test_response_topic_and_correlation_data(make_room) -> None:
 
 
 def test_duplicate_request_id_over_mqtt(make_room) -> None:
-    room, probe = make_room(time_scale=1)
+    _room, probe = make_room(time_scale=1)
     probe.publish("plan", json.dumps(SHORT_PLAN).encode(), retain=True)
     probe.wait_event("session_configured")
     body = json.dumps({"request_id": "dup-1", "by": "dr-x"}).encode()
