@@ -149,7 +149,8 @@ class Room(RoomView):
 
     def tick(self) -> None:
         """Fire due timers and alarm delays; publish state when changed or on heartbeat."""
-        for name in self.timers.pop_due():
+        # One at a time, so a timer's events are journaled before the next one fires.
+        while (name := self.timers.pop_next_due()) is not None:
             getattr(self, f"_timer_{name}")()
         self._check_stale()
         self.alarms.tick()
@@ -167,20 +168,20 @@ class Room(RoomView):
 
     def resume(self) -> None:
         """Rebuild the room from the journal after a start; announce a resumed session."""
-        last = self.journal.last_event("session_started", "session_ended", "session_configured")
-        if last is not None and last.type == "session_configured":
-            self.apply(last)
-        opened = self.journal.last_event("session_started", "session_ended")
-        if opened is None or opened.type != "session_started" or opened.session_id is None:
-            self._restore_outputs()
-            return
-        for event in self.journal.session_events(opened.session_id):
+        boundary = self.journal.last_event("session_started", "session_ended")
+        lights = self.journal.last_event("lighting_changed")
+        if lights is not None and boundary is not None and lights.seq < boundary.seq:
+            self.apply(lights)  # the room's lights outlive sessions
+        # Everything since the last session boundary: the open session, or what happened in
+        # the room since the last one ended (a plan configured, lights, devices).
+        for event in self.journal.events_since(boundary.seq if boundary else 1, 10**9):
             self.apply(event)
-        newest = self.journal.events_since(self.journal.last_seq)[0]
-        downtime = max(0.0, (self._clock.now() - newest.ts).total_seconds())
-        self._emit("session_resumed", {"downtime_s": round(downtime, 3), "phase": self.phase})
+        if boundary is not None and boundary.type == "session_started":
+            newest = self.journal.events_since(self.journal.last_seq, 1)[0]
+            downtime = max(0.0, (self._clock.now() - newest.ts).total_seconds())
+            self._emit("session_resumed", {"downtime_s": round(downtime, 3), "phase": self.phase})
         self._restore_outputs()
-        if self.infusion_running and self.music_playing and self._audio is not None:
+        if self.music_playing and self._audio is not None:
             index, offset = self.music_position()
             if index < len(self.tracks):
                 self._audio.play(self.tracks, index, offset)
@@ -220,10 +221,17 @@ class Room(RoomView):
                 self.timers.cancel("infusion_end")
             case "nibp_due":
                 self.timers.set_at("nibp", parse_utc(data["next_due_at"]))
-                if not self.timers.pending("nibp_overdue"):
+                # Only while no overdue alarm stands: a firing that changes nothing would
+                # leave no trace in the journal, and a resumed room must hold the same timers.
+                if (
+                    not self.timers.pending("nibp_overdue")
+                    and "nibp_overdue" not in self.alarms.alarms
+                ):
                     self.timers.set_at("nibp_overdue", ts + timedelta(seconds=NIBP_OVERDUE_S))
             case "nibp_result" | "vitals_recorded" if "sys" in data:
                 self.timers.cancel("nibp_overdue")
+            case "alarm_raised" if data["alarm"]["code"] == "nibp_overdue":
+                self.timers.cancel("nibp_overdue")  # fired: the alarm is its trace
             case "checkin_due":
                 self.timers.set_at("checkin", parse_utc(data["next_due_at"]))
             case "call_placed" | "call_escalated":

@@ -52,7 +52,6 @@ class RoomView:
         self.link_online = False
         self.latest_sample: VitalsSample | None = None
         self.last_valid_sample_mono: float | None = None
-        self.latest_nibp: NibpReading | None = None
         self.lighting_scene = "idle"
         self.lighting_level = 0.0
         self.pending_plan: SessionPlan | None = None
@@ -88,6 +87,8 @@ class RoomView:
         self.call = "idle"
         self.checkin_done = True
         self.manual_spo2_hr: tuple[datetime, int | None, int | None] | None = None
+        # A reading belongs to the patient it was taken on: never to the next one's gate.
+        self.latest_nibp: NibpReading | None = None
 
     # --- the fold ---------------------------------------------------------------------
 

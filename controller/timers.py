@@ -48,13 +48,15 @@ class Timers:
         left = self.remaining(name)
         return None if left is None else self._clock.now() + timedelta(seconds=left)
 
-    def pop_due(self) -> list[str]:
-        """Remove and return the timers whose deadline has passed, earliest first."""
-        now = self._clock.monotonic()
-        due = sorted((d, n) for n, d in self._deadlines.items() if d <= now)
-        for _, name in due:
-            del self._deadlines[name]
-        return [name for _, name in due]
+    def pop_next_due(self) -> str | None:
+        """Remove and return the earliest timer whose deadline has passed, if any."""
+        if not self._deadlines:
+            return None
+        name = min(self._deadlines, key=self._deadlines.__getitem__)
+        if self._deadlines[name] > self._clock.monotonic():
+            return None
+        del self._deadlines[name]
+        return name
 
     def next_deadline(self) -> float | None:
         """The earliest monotonic deadline, if any."""
