@@ -144,3 +144,11 @@ class ClinicLink(Protocol):
     ) -> None:
         """Send a command's reply (and to the MQTT 5 response topic, if one was given)."""
         ...
+
+
+class MusicLibrary(Protocol):
+    """Resolves a plan's playlist to playable files (the audio adapter implements it)."""
+
+    def resolve(self, playlist: Sequence[str] | str) -> list[str]:
+        """The tracks, in order; raises ValueError naming a missing or unreadable file."""
+        ...
