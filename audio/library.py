@@ -286,6 +286,10 @@ class MusicLibrary:
                 names.add(entry.stem)
         return sorted(names, key=_natural_key)
 
+    def resolve(self, playlist: Sequence[str] | str) -> list[str]:
+        """The ``MusicLibrary`` port: the playlist's track names, each checked."""
+        return [track.name for track in self.resolve_playlist(playlist)]
+
     def resolve_playlist(self, playlist: Sequence[str] | str) -> list[Track]:
         """The tracks of a plan's playlist, each checked; raise PlaylistError naming the bad one."""
         root = self._root(must_exist=True)

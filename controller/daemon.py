@@ -11,6 +11,7 @@ import logging
 import queue
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,103 +66,164 @@ def scaled_clock(journal: Journal, time_scale: float) -> SystemClock:
     return SystemClock(time_scale, (real, start))
 
 
-class SimulatedRoom:
-    """The simulated hardware of ``--simulate`` and the ``sim/<action>`` verbs that drive it.
+class Devices:
+    """The room's hardware adapters, built from the config; simulated under ``--simulate``.
 
-    Serial devices with an empty ``port`` are simulated behind pseudo-terminals speaking the
-    device's real format, read by the real driver; a device with a ``port`` is used as set.
+    Under ``--simulate``: gpiozero's MockFactory pins for the call button, lamp, buzzer and
+    lights; serial devices with an empty ``port`` behind pseudo-terminals speaking their real
+    format, read by the real drivers; libVLC to ALSA's null output when ``music_dir`` exists,
+    else a stand-in player whose tracks "play" for nine session minutes each.
     """
 
     def __init__(
-        self, config: Config, emit: Callable[[InboxMessage], None], clock: SystemClock
+        self,
+        config: Config,
+        emit: Callable[[InboxMessage], None],
+        clock: SystemClock,
+        *,
+        simulate: bool,
     ) -> None:
-        from audio.fake import FakeLibrary, SimulatedAudioPlayer
-        from hw.fake import FakeAnnunciator, FakeCallButton, FakeLighting
-        from hw.simulator import SimulatedNibpModule, SimulatedOximeter, SimulatedPatient
+        from hw.buzzer import Buzzer
+        from hw.call_button import CallButton
+        from hw.lighting import make_lighting
         from hw.vitals import make_nibp, make_oximeter
 
         hw = config.hardware
-        self.patient = SimulatedPatient(clock)
-        self.sim_devices: list[Any] = []
-        self.sim_oximeter: Any = None
-        self.sim_nibp: Any = None
-        if not hw.oximeter.port:
-            # One line per session second would flood; one per real 50 ms keeps samples
-            # fresher than the stale limit at any --time-scale up to 200.
-            period = max(clock.real_seconds(1.0), 0.05)
-            self.sim_oximeter = SimulatedOximeter(
-                hw.oximeter.driver, clock, patient=self.patient, period_s=period
-            )
-            self.sim_devices.append(self.sim_oximeter)
-        if hw.nibp.driver != "manual" and not hw.nibp.port:
-            self.sim_nibp = SimulatedNibpModule(clock, patient=self.patient)
-            self.sim_devices.append(self.sim_nibp)
-        self.oximeter = make_oximeter(
-            hw.oximeter,
-            emit,
-            clock,
-            port=self.sim_oximeter.port_path if self.sim_oximeter else None,
-        )
-        self.nibp = make_nibp(
-            hw.nibp, emit, clock, port=self.sim_nibp.port_path if self.sim_nibp else None
-        )
-        self.lighting = FakeLighting()
-        self.button = FakeCallButton(emit)
-        self.annunciator = FakeAnnunciator()
-        self.audio = SimulatedAudioPlayer(emit, clock)
-        self.library = FakeLibrary()
         self._clock = clock
+        self._press_id = 0
+        self._closers: list[Any] = []
+        self.sim_devices: list[Any] = []
+        self.patient: Any = None
+        self.sim_oximeter: Any = None
+        pins: Any = None
+        ox_port = nibp_port = None
+        if simulate:
+            from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-    def devices(self) -> dict[str, str]:
-        """Devices present from the start (serial devices report themselves when opened)."""
-        return {"call_button": "ok", "lighting": "ok", "audio": "ok"}
+            from hw.simulator import SimulatedNibpModule, SimulatedOximeter, SimulatedPatient
+
+            pins = MockFactory(pin_class=MockPWMPin)
+            self.patient = SimulatedPatient(clock)
+            if not hw.oximeter.port:
+                # One line per session second would flood; one per real 50 ms keeps samples
+                # fresher than the stale limit at any --time-scale up to 200.
+                period = max(clock.real_seconds(1.0), 0.05)
+                self.sim_oximeter = SimulatedOximeter(
+                    hw.oximeter.driver, clock, patient=self.patient, period_s=period
+                )
+                self.sim_devices.append(self.sim_oximeter)
+                ox_port = self.sim_oximeter.port_path
+            if hw.nibp.driver != "manual" and not hw.nibp.port:
+                sim_nibp = SimulatedNibpModule(clock, patient=self.patient)
+                self.sim_devices.append(sim_nibp)
+                nibp_port = sim_nibp.port_path
+        self.oximeter = make_oximeter(hw.oximeter, emit, clock, port=ox_port)
+        self.nibp = make_nibp(hw.nibp, emit, clock, port=nibp_port)
+        self.lighting = make_lighting(hw.lighting, emit, pin_factory=pins, clock=clock)
+        cb = hw.call_button
+        # The button keeps real time: a scaled clock would turn a short press into a hold.
+        self.call_button = CallButton(
+            cb.pin, cb.lamp_pin, emit, None, cb.bounce_ms, cb.clear_hold_s, pin_factory=pins
+        )
+        self.buzzer = Buzzer(hw.buzzer.pin, pin_factory=pins)
+        self.audio, self.library = self._audio(config, emit, clock, simulate)
+        self._closers = [self.oximeter, self.nibp, self.lighting, self.call_button, self.buzzer]
+
+    @staticmethod
+    def _audio(
+        config: Config, emit: Callable[[InboxMessage], None], clock: SystemClock, simulate: bool
+    ) -> tuple[Any, Any]:
+        if simulate and not Path(config.audio.music_dir).is_dir():
+            from audio.fake import FakeLibrary, SimulatedAudioPlayer
+
+            return SimulatedAudioPlayer(emit, clock), FakeLibrary()
+        from audio.library import MusicLibrary
+        from audio.player import VlcAudioPlayer
+
+        library = MusicLibrary(config.audio.music_dir)
+        library.scan()
+        return VlcAudioPlayer(config.audio, emit, null_output=simulate), library
+
+    def present(self) -> dict[str, str]:
+        """Devices known present at start (serial devices report themselves when opened)."""
+        # Lights and audio report a fault (or absence) themselves when they find one.
+        present = {"call_button": "ok", "audio": "ok", "lighting": "ok"}
+        if self.oximeter is None:
+            present["oximeter"] = "absent"
+        if self.nibp is None:
+            present["nibp"] = "absent"
+        return present
 
     def start(self) -> None:
-        """Start the drivers' reader threads."""
+        """Start the serial drivers' reader threads."""
         for driver in (self.oximeter, self.nibp):
             if driver is not None:
                 driver.start()
 
     def observe(self, event: Event) -> None:
         """Let the simulated patient follow the session (the infusion drives the BP curve)."""
-        if event.type == "infusion_started":
+        if self.patient is not None and event.type == "infusion_started":
             self.patient.set_infusion_started(self._clock.monotonic())
 
     def act(self, action: SimAction) -> None:
-        """Carry out one ``sim/<action>`` (on the core thread; devices report via the inbox)."""
+        """Carry out one ``sim/<action>`` on the simulated hardware (on the core thread)."""
         match action.action:
             case "press_call":
-                self.button.press()
+                self._press(0.1)
             case "release_call":
-                pass  # a short press: the press already placed the call
+                self._press_id += 1
+                self.call_button.button.pin.drive_high()
             case "hold_call":
-                self.button.press()
-                if float(action.args.get("seconds", 0)) >= 2.0:
-                    self.button.hold()
+                self._press(float(action.args.get("seconds", 3.0)))
             case "incident":
                 self._incident(str(action.args.get("kind", "")))
             case "finish_playlist":
-                self.audio.finish()
+                finish = getattr(self.audio, "finish", None)
+                if finish is not None:
+                    finish()
             case other:
                 log.warning("unknown sim action %r", other)
 
+    def _press(self, seconds: float) -> None:
+        # A simulated finger: a later press is not cut short by an earlier one's release.
+        self._press_id += 1
+        press_id = self._press_id
+        pin = self.call_button.button.pin
+        pin.drive_low()
+
+        def release() -> None:
+            if self._press_id == press_id:
+                pin.drive_high()
+
+        _later(seconds, release)
+
     def _incident(self, kind: str) -> None:
-        if kind in ("desaturation", "hypertension"):
+        if kind in ("desaturation", "hypertension") and self.patient is not None:
             self.patient.incident(kind)
         elif kind in ("sensor_off", "unplug", "garbage") and self.sim_oximeter is not None:
             self.sim_oximeter.incident(kind)
         elif kind == "recover":
+            if self.patient is not None:
+                self.patient.incident("recover")
             for device in self.sim_devices:
                 device.incident("recover")
         else:
-            log.warning("unknown incident %r", kind)
+            log.warning("incident %r cannot be simulated here", kind)
 
     def close(self) -> None:
-        """Stop the drivers and the simulated devices."""
-        for thing in (self.oximeter, self.nibp, *self.sim_devices):
+        """Stop every driver and simulated device."""
+        for thing in (*self._closers, self.audio, *self.sim_devices):
             if thing is not None:
-                thing.close()
-        self.audio.close()
+                try:
+                    thing.close()
+                except Exception:  # closing one device must not keep the others open
+                    log.exception("closing %r failed", thing)
+
+
+def _later(seconds: float, action: Callable[[], None]) -> None:
+    timer = threading.Timer(seconds, action)
+    timer.daemon = True
+    timer.start()
 
 
 def build_room(
@@ -169,7 +231,7 @@ def build_room(
     args: argparse.Namespace,
     journal: Journal,
     inbox: queue.Queue[InboxMessage],
-) -> tuple[Room, Any, SimulatedRoom | None, SystemClock]:
+) -> tuple[Room, Any, Devices, SystemClock]:
     """Wire the adapters to the core's ports."""
     from mqtt_bridge.link import MqttLink
     from mqtt_bridge.topics import Topics
@@ -179,24 +241,24 @@ def build_room(
     link = MqttLink(
         config.mqtt, Topics(config.mqtt.topic_prefix, config.room.id), emit, simulate=args.simulate
     )
-    sim = SimulatedRoom(config, emit, clock) if args.simulate else None
+    devices = Devices(config, emit, clock, simulate=args.simulate)
     room = Room(
         config,
         clock=clock,
         journal=journal,
         link=link,
-        lighting=sim.lighting if sim else None,
-        call_lamp=sim.button if sim else None,
-        annunciator=sim.annunciator if sim else None,
-        nibp=sim.nibp if sim else None,
-        audio=sim.audio if sim else None,
-        library=sim.library if sim else None,
-        devices=sim.devices() if sim else None,
+        lighting=devices.lighting,
+        call_lamp=devices.call_button,
+        annunciator=devices.buzzer,
+        nibp=devices.nibp,
+        audio=devices.audio,
+        library=devices.library,
+        devices=devices.present(),
         heartbeat_s=10.0 * args.time_scale,
-        simulator=sim.act if sim else None,
-        listeners=[sim.observe] if sim else [],
+        simulator=devices.act if args.simulate else None,
+        listeners=[devices.observe],
     )
-    return room, link, sim, clock
+    return room, link, devices, clock
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     inbox: queue.Queue[InboxMessage] = queue.Queue()
     notifier = Notifier()
     try:
-        room, link, sim, clock = build_room(config, args, journal, inbox)
+        room, link, devices, clock = build_room(config, args, journal, inbox)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.path}: {problem}", file=sys.stderr)
@@ -238,8 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     room.resume()
-    if sim is not None:
-        sim.start()
+    devices.start()
     link.start()
     notifier.notify("READY=1")
     notifier.notify(f"STATUS=room {config.room.id}: {room.phase}")
@@ -259,8 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         notifier.notify("STOPPING=1")
         link.stop()
-        if sim is not None:
-            sim.close()
+        devices.close()
         journal.close()
     log.info("room %s stopped", config.room.id)
     return code
