@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import queue
+import secrets
 import signal
 import sys
 import threading
@@ -233,13 +234,21 @@ def build_room(
     inbox: queue.Queue[InboxMessage],
 ) -> tuple[Room, Any, Devices, SystemClock]:
     """Wire the adapters to the core's ports."""
-    from mqtt_bridge.link import MqttLink
+    from mqtt_bridge.link import MqttLink, room_client_id
     from mqtt_bridge.topics import Topics
 
     clock = scaled_clock(journal, args.time_scale)
     emit = inbox.put
+    secret = journal.get_meta("client_id_secret")
+    if secret is None:
+        secret = secrets.token_hex(6)
+        journal.set_meta("client_id_secret", secret)
     link = MqttLink(
-        config.mqtt, Topics(config.mqtt.topic_prefix, config.room.id), emit, simulate=args.simulate
+        config.mqtt,
+        Topics(config.mqtt.topic_prefix, config.room.id),
+        emit,
+        client_id=room_client_id(config.room.id, secret),
+        simulate=args.simulate,
     )
     devices = Devices(config, emit, clock, simulate=args.simulate)
     room = Room(

@@ -29,7 +29,14 @@ PLAN = {
     "patient_ref": "P-DEMO-01",
     "session_number": 1,
     "music_mode": "music",
-    "playlist": ["demo/1.ogg", "demo/2.ogg", "demo/3.ogg", "demo/4.ogg", "demo/5.ogg", "demo/6.ogg"],
+    "playlist": [
+        "demo/1.ogg",
+        "demo/2.ogg",
+        "demo/3.ogg",
+        "demo/4.ogg",
+        "demo/5.ogg",
+        "demo/6.ogg",
+    ],
     "guidance": "breathing",
 }
 
@@ -49,8 +56,9 @@ class Demo:
         self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.t0 = time.monotonic()
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-clinician",
-                        protocol=mqtt.MQTTv5)
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="demo-clinician", protocol=mqtt.MQTTv5
+        )
         c.on_message = lambda cl, ud, m: self.inbox.put((m.topic, bytes(m.payload)))
         c.connect("127.0.0.1", port)
         c.subscribe(f"{ROOT}/#", qos=1)
@@ -71,7 +79,9 @@ class Demo:
                 self.events.append(e)
                 data = json.dumps(e["data"], separators=(",", ":"))
                 data = data if len(data) < 110 else data[:107] + "..."
-                print(f"  [{time.monotonic() - self.t0:6.1f}s] #{e['seq']:<4} {e['type']:<20} {data}")
+                print(
+                    f"  [{time.monotonic() - self.t0:6.1f}s] #{e['seq']:<4} {e['type']:<20} {data}"
+                )
             elif leaf == "replies":
                 self.replies.put(json.loads(payload))
 
@@ -79,7 +89,8 @@ class Demo:
         """Send a command as dr-demo; wait for and show its reply."""
         rid = uuid.uuid4().hex[:10]
         print(f"> {verb} {json.dumps(args) if args else ''}")
-        self.client.publish(f"{ROOT}/cmd/{verb}", json.dumps({"request_id": rid, "by": "dr-demo", **args}), qos=1)
+        body = json.dumps({"request_id": rid, "by": "dr-demo", **args})
+        self.client.publish(f"{ROOT}/cmd/{verb}", body, qos=1)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             self.pump(0.05)
@@ -135,7 +146,10 @@ def script(d: Demo) -> str:
     d.wait("nibp_due", timeout=30)
     print("\n== incident: the simulated patient desaturates")
     d.sim("incident", kind="desaturation")
-    alarm = d.wait("alarm_raised", timeout=30, )
+    alarm = d.wait(
+        "alarm_raised",
+        timeout=30,
+    )
     while alarm["data"]["alarm"]["kind"] != "physiological":
         alarm = d.wait("alarm_raised", timeout=30)
     d.cmd("alarm_ack", alarm_id=alarm["data"]["alarm"]["id"])
@@ -175,14 +189,26 @@ def main() -> int:
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n"
     )
     (work / "roomd.toml").write_text(f'[room]\nid = "{ROOM}"\n[mqtt]\nport = {port}\n')
-    broker = subprocess.Popen(["mosquitto", "-c", str(work / "mosquitto.conf")],
-                              stderr=subprocess.DEVNULL)
+    broker = subprocess.Popen(
+        ["mosquitto", "-c", str(work / "mosquitto.conf")], stderr=subprocess.DEVNULL
+    )
     time.sleep(0.3)
     log = open(work / "roomd.log", "wb")  # noqa: SIM115 - lives as long as the daemon
     roomd = subprocess.Popen(
-        [sys.executable, "-m", "controller", "--simulate", "--time-scale", str(TIME_SCALE),
-         "--config", str(work / "roomd.toml"), "--data-dir", str(work / "data")],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "controller",
+            "--simulate",
+            "--time-scale",
+            str(TIME_SCALE),
+            "--config",
+            str(work / "roomd.toml"),
+            "--data-dir",
+            str(work / "data"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         time.sleep(1.0)

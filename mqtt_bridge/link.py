@@ -38,6 +38,16 @@ from mqtt_bridge.topics import Topics
 log = logging.getLogger("roomd.link")
 
 
+def room_client_id(room_id: str, secret: str) -> str:
+    """The room's MQTT client id: stable per installation, not guessable from the room id.
+
+    Mosquitto's password and ACL files cannot tie a client id to a user, so anyone who can log
+    in could knock a room off with a guessable id; the secret suffix (kept in the journal)
+    closes that for everyone who has not seen it.
+    """
+    return f"roomd-{room_id}-{secret}"
+
+
 def read_password(path: str) -> str:
     """The broker password from its file; refuse a file others can read."""
     try:
@@ -216,6 +226,10 @@ class MqttLink:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         topic = message.topic
+        if message.retain and self._topics.verb_of(topic) is not None:
+            # A retained command is a stale replay whenever the room resubscribes: never run it.
+            log.warning("ignored a retained command on %s", topic)
+            return
         if topic == self._topics.plan:
             self._emit(PlanReceived(bytes(message.payload)))
             return

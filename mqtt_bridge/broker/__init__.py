@@ -1,0 +1,1 @@
+"""The production broker's configuration, ACL and the tool that provisions its users."""
