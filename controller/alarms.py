@@ -66,7 +66,10 @@ class AlarmEngine:
         self.escalated: set[str] = set()
         self._onset: dict[str, float] = {}  # condition start, monotonic
         self._pending: dict[str, tuple[float | str | None, float | None, str, Priority]] = {}
-        self._silence_until: datetime | None = None
+        # Durations (escalation, silence) run on the monotonic clock so an NTP step of the
+        # wall clock can neither stretch a silence nor postpone an escalation.
+        self._raised_mono: dict[str, float] = {}
+        self._silenced_mono: dict[str, float] = {}
 
     # --- rebuilding from the journal ------------------------------------------------
 
@@ -78,12 +81,16 @@ class AlarmEngine:
         if event.type == "alarm_cleared":
             self.alarms.pop(alarm.code, None)
             self.escalated.discard(alarm.code)
+            self._raised_mono.pop(alarm.code, None)
+            self._silenced_mono.pop(alarm.code, None)
             return
+        if event.type == "alarm_raised" and alarm.code not in self._raised_mono:
+            self._raised_mono[alarm.code] = self._mono_at(alarm.raised_at)
         if event.type == "alarm_escalated":
             self.escalated.add(alarm.code)
         self.alarms[alarm.code] = alarm
-        if event.type == "alarm_silenced":
-            self._silence_until = alarm.silenced_until
+        if event.type == "alarm_silenced" and alarm.silenced_until is not None:
+            self._silenced_mono[alarm.code] = self._mono_at(alarm.silenced_until)
 
     # --- conditions -------------------------------------------------------------------
 
@@ -210,7 +217,6 @@ class AlarmEngine:
                 updated = alarm.model_copy(update={"silenced_until": until})
                 self._emit("alarm_silenced", {"alarm": _dump(updated), "by": by})
                 silenced.append(updated)
-        self._silence_until = until
         return silenced
 
     # --- time -------------------------------------------------------------------------
@@ -229,9 +235,8 @@ class AlarmEngine:
                     "physiological" if isinstance(limit, AlarmLimit) else "technical"
                 )
                 self._raise(code, kind, priority, message, value, lim)
-        wall = self._clock.now()
         for alarm in list(self.alarms.values()):
-            age = (wall - alarm.raised_at).total_seconds()
+            age = now - self._raised_mono.get(alarm.code, now)
             if (
                 alarm.state == "active"
                 and alarm.code not in self.escalated
@@ -246,11 +251,10 @@ class AlarmEngine:
             limit = getattr(self.limits, code, None)
             if code not in self.alarms and isinstance(limit, AlarmLimit):
                 deadlines.append(onset + limit.delay_s)
-        wall, mono = self._clock.now(), self._clock.monotonic()
         for alarm in self.alarms.values():
             if alarm.state == "active" and alarm.code not in self.escalated:
-                age = (wall - alarm.raised_at).total_seconds()
-                deadlines.append(mono + self.limits.escalate_after_s - age)
+                raised = self._raised_mono.get(alarm.code, self._clock.monotonic())
+                deadlines.append(raised + self.limits.escalate_after_s)
         return min(deadlines, default=None)
 
     # --- views ------------------------------------------------------------------------
@@ -261,18 +265,22 @@ class AlarmEngine:
 
     def sounding(self) -> Priority | None:
         """The highest priority that should sound now (not acknowledged, not silenced)."""
-        now = self._clock.now()
+        now = self._clock.monotonic()
         best: Priority | None = None
         for alarm in self.alarms.values():
             if alarm.state == "acknowledged":
                 continue
-            if alarm.silenced_until is not None and alarm.silenced_until > now:
+            if self._silenced_mono.get(alarm.code, float("-inf")) > now:
                 continue
             if best is None or RANK[alarm.priority] > RANK[best]:
                 best = alarm.priority
         return best
 
     # --- internals --------------------------------------------------------------------
+
+    def _mono_at(self, ts: datetime) -> float:
+        """The monotonic reading for UTC ``ts`` (exact for live events, derived on replay)."""
+        return self._clock.monotonic() - (self._clock.now() - ts).total_seconds()
 
     def _raise(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -200,10 +201,16 @@ class Config(Section):
 def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The section model that holds the key at ``loc`` (for "did you mean")."""
     current: type[BaseModel] | None = model
-    for part in loc:
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
         if current is None or not isinstance(part, str) or part not in current.model_fields:
             return current
         annotation = current.model_fields[part].annotation
+        if typing.get_origin(annotation) is dict:  # e.g. scenes: the next part is a name
+            annotation = typing.get_args(annotation)[1]
+            if parts:
+                parts.pop(0)
         current = (
             annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel)
@@ -246,6 +253,12 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(name, ["file not found"]) from None
     except PermissionError:
         raise ConfigError(name, ["permission denied"]) from None
+    except IsADirectoryError:
+        raise ConfigError(name, ["is a directory, not a file"]) from None
+    except OSError as exc:
+        raise ConfigError(name, [f"cannot be read: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(name, [f"not UTF-8 text (byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(name, [f"not valid TOML: {exc}"]) from None
     return parse_config(data, name)
