@@ -80,6 +80,7 @@ class RoomCore(RoomView):
         heartbeat_s: float = 10.0,
         simulator: Callable[[ev.SimAction], None] | None = None,
         listeners: Sequence[Callable[[Event], None]] = (),
+        report: Callable[[str], dict[str, Any] | None] | None = None,
     ) -> None:
         super().__init__(config, clock)
         self.journal = journal
@@ -93,6 +94,7 @@ class RoomCore(RoomView):
         self._heartbeat_s = heartbeat_s
         self._listeners = list(listeners)
         self._simulator = simulator
+        self._report = report  # writes a session's record; None when it could not
         self.devices.update(devices or {})
         self.alarms = AlarmEngine(clock, config.alarms, self._emit)
         self._dirty = True
@@ -278,10 +280,15 @@ class RoomCore(RoomView):
         self.alarms.clear_all("physiological")
         for code in ("vitals_stale", "nibp_overdue", "nibp_failed", "sensor_off"):
             self.alarms.clear(code)
+        session_id = self.session_id
         self._emit("phase_changed", {"from": self.phase, "to": "ended", "by": by})
         self._emit("session_ended", {"reason": reason, "by": by})
         scene = self.config.hardware.lighting.scenes["ended"]
         self._set_lights("ended", scene.level, scene.colour, scene.fade_s, by)
+        if self._report is not None and session_id is not None:
+            ready = self._report(session_id)
+            if ready is not None:
+                self._emit("report_ready", ready, session_id=session_id)
 
     # === timers =========================================================================
 

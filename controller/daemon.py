@@ -55,7 +55,8 @@ def scaled_clock(journal: Journal, time_scale: float) -> SystemClock:
     """A clock whose scaled time continues where the journal's last run left it."""
     if time_scale == 1.0:
         return SystemClock()
-    real = datetime.now(UTC)
+    # Kept to the millisecond, as stored, so a restart's clock is exactly this one.
+    real = parse_utc(iso_utc(datetime.now(UTC)))
     stored = journal.get_meta("time_anchor")
     if stored is not None:
         scale_s, real_s, scaled_s = stored.split("|")
@@ -63,6 +64,7 @@ def scaled_clock(journal: Journal, time_scale: float) -> SystemClock:
             return SystemClock(time_scale, (parse_utc(real_s), parse_utc(scaled_s)))
     last = journal.events_since(journal.last_seq, 1)
     start = max(real, last[0].ts) if last else real
+    start = parse_utc(iso_utc(start))
     journal.set_meta("time_anchor", f"{time_scale}|{iso_utc(real)}|{iso_utc(start)}")
     return SystemClock(time_scale, (real, start))
 
@@ -266,12 +268,63 @@ def build_room(
         heartbeat_s=10.0 * args.time_scale,
         simulator=devices.act if args.simulate else None,
         listeners=[devices.observe],
+        report=lambda session_id: write_report(journal, session_id, Path(args.data_dir), config),
     )
     return room, link, devices, clock
 
 
+def write_report(
+    journal: Journal, session_id: str, data_dir: Path, config: Config
+) -> dict[str, Any] | None:
+    """Write a session's record at its end; None (and a logged error) when it cannot."""
+    from controller.report import rebuild_from_journal
+
+    try:
+        return rebuild_from_journal(journal, session_id, data_dir, room_id=config.room.id)
+    except (OSError, ValueError, LookupError):
+        # The journal keeps everything; `roomd report` can build it again later.
+        log.exception("the session report for %s could not be written", session_id)
+        return None
+
+
+def report_main(argv: list[str]) -> int:
+    """``roomd report <session_id>``: build a session's record again from the journal."""
+    from controller.report import rebuild_from_journal
+
+    p = argparse.ArgumentParser(prog="roomd report", description=report_main.__doc__)
+    p.add_argument("session_id")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    args = p.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.path}: {problem}", file=sys.stderr)
+        return 2
+    try:
+        journal = Journal(Path(args.data_dir) / "journal.sqlite")
+    except JournalError as exc:
+        print(f"roomd: {exc}", file=sys.stderr)
+        return 1
+    try:
+        ready = rebuild_from_journal(
+            journal, args.session_id, Path(args.data_dir), room_id=config.room.id
+        )
+    except LookupError as exc:
+        print(f"roomd report: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        journal.close()
+    print(ready["path"])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the room until SIGTERM/SIGINT; exit 2 on a bad config."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:
+        return report_main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level,

@@ -12,7 +12,7 @@ from typing import Any
 
 W, LEFT, RIGHT = 1100, 64, 20
 SPO2_TOP, SPO2_H = 34, 150
-HEMO_TOP, HEMO_H = SPO2_TOP + SPO2_H + 22, 230
+HEMO_TOP, HEMO_H = SPO2_TOP + SPO2_H + 30, 230
 LANE_TOP = HEMO_TOP + HEMO_H + 34
 LANE_H = 16
 LANES = ("alarms", "calls", "check-ins", "music")
@@ -140,8 +140,8 @@ def chart_svg(rec: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
             f' height="{LANE_TOP + LANE_H * len(LANES) - SPO2_TOP + 14}" fill="{fill}">'
             f"<title>{escape(ph['phase'])} {_fmt_s(ph['duration_s'])}</title></rect>"
         )
-        if x1 - x0 > 38:
-            label = ph["phase"].replace("_", " ")
+        label = ph["phase"].replace("_", " ")
+        if x1 - x0 > 7 * len(label) + 6:  # only where it fits: neighbours must not overlap
             parts.append(
                 f'<text x="{(x0 + x1) / 2:.1f}" y="{SPO2_TOP - 4}" text-anchor="middle"'
                 f' fill="#555">{escape(label)}</text>'

@@ -75,6 +75,30 @@ def test_whole_session_over_mqtt(make_room, broker: Broker) -> None:
     ended = probe.wait_event("session_ended")
     assert ended["data"]["reason"] == "discharged"
 
+    ready = probe.wait_event("report_ready", timeout=20)
+    report = Path(ready["data"]["path"])
+    assert report.is_file() and "<svg" in report.read_text()
+    assert (report.parent / "vitals.csv").is_file()
+    assert ready["data"]["summary"]["infusion_completed"] is True
+    rebuilt = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "controller",
+            "report",
+            "e2e-1",
+            "--config",
+            str(room.config),
+            "--data-dir",
+            str(room.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.strip() == str(report)
+
     events = probe.events()
     assert_contiguous(events)
     types = [e["type"] for e in events]
