@@ -5,10 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEB_PACKAGES := mosquitto mosquitto-clients libvlc5 vlc-plugin-base socat sox python3-venv \
-	systemd udev util-linux shellcheck
+	systemd udev util-linux shellcheck chromium chromium-driver nodejs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run demo test lint bench deps venv clean help install uninstall
+.PHONY: run demo test lint bench deps venv clean help install uninstall docs
 
 help:
 	@echo "make run    - the simulated room against a local dev broker"
@@ -48,6 +48,10 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m mqtt_bridge.asyncapi --check
+
+docs: venv
+	$(BIN)/python -m mqtt_bridge.asyncapi --out docs/asyncapi.yaml
 
 bench: deps venv
 	$(BIN)/python -m bench

@@ -13,8 +13,16 @@ mkdir -p "$data"
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for _ in $(seq 1 20); do port_busy "$port" || break; port=$((port + 1)); done
 if port_busy "$port"; then echo "run-dev: no free port near ${PORT:-1883}" >&2; exit 1; fi
+wsport=$((port + 7000))
+for _ in $(seq 1 20); do port_busy "$wsport" || break; wsport=$((wsport + 1)); done
 
-{ cat "$top/mqtt_bridge/broker/dev.conf"; echo "listener $port 127.0.0.1"; } > "$data/mosquitto.conf"
+{
+  cat "$top/mqtt_bridge/broker/dev.conf"
+  echo "listener $port 127.0.0.1"
+  echo "listener $wsport 127.0.0.1"
+  echo "protocol websockets"
+  echo "http_dir $top/mqtt_bridge/tablet"
+} > "$data/mosquitto.conf"
 cat > "$data/roomd.toml" <<TOML
 [room]
 id = "$room"
@@ -38,7 +46,7 @@ cat <<MSG
    $top/.venv/bin/roomctl --room $room plan $top/docs/example-plan.json
    $top/.venv/bin/roomctl --room $room start_session
    $top/.venv/bin/roomctl --room $room advance        # … and so on: see README.md
- The tablet page arrives with its own issue; until then roomctl is the client.
+ The tablet page: http://127.0.0.1:$wsport/ (any user name and password on this dev broker).
  Ctrl-C stops the room and the broker.
 ------------------------------------------------------------------------------------------
 MSG

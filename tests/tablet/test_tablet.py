@@ -1,0 +1,353 @@
+"""The clinician's tablet, driven in headless Chromium against a real broker and a real room.
+
+The tests of this module share one broker, one room and one browser (starting them is most
+of the cost) and run in file order, one session's story: log in, overview, the safety gate,
+an alarm, a call, catching up after a reload, a room that stops updating, a room that goes
+offline. Screenshots of each main screen go to tests/tablet/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.tablet.conftest import ARTIFACTS, PASSWORD, ROOM_ID, TOP, USER, Stack
+
+pytestmark = pytest.mark.e2e
+
+HERE = Path(__file__).resolve().parent
+
+
+class Page:
+    """The tablet page as a clinician sees it, with bounded waits."""
+
+    def __init__(self, driver: Any, stack: Stack) -> None:
+        self.d = driver
+        self.stack = stack
+
+    def css(self, selector: str) -> Any:
+        return self.d.find_element("css selector", selector)
+
+    def all(self, selector: str) -> list[Any]:
+        return self.d.find_elements("css selector", selector)
+
+    def text(self, selector: str) -> str:
+        els = self.all(selector)
+        return els[0].text if els else ""
+
+    def wait(self, predicate: Any, timeout: float = 10.0, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = predicate()
+            except Exception:  # an element replaced under us: try again
+                value = None
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                self.shot(f"timeout-{what.replace(' ', '-')[:40]}")
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            time.sleep(0.1)
+
+    def wait_css(self, selector: str, timeout: float = 10.0) -> Any:
+        return self.wait(lambda: self.all(selector), timeout, selector)[0]
+
+    def wait_text(self, selector: str, needle: str, timeout: float = 10.0) -> str:
+        return self.wait(
+            lambda: needle in self.text(selector) and self.text(selector),
+            timeout,
+            f"{needle!r} in {selector}",
+        )
+
+    def click(self, selector: str, timeout: float = 10.0) -> None:
+        """Click the first enabled, visible match (found again if the page redrew it)."""
+
+        def attempt() -> bool:
+            found = [e for e in self.all(selector) if e.is_enabled() and e.is_displayed()]
+            if not found:
+                return False
+            self.d.execute_script("arguments[0].scrollIntoView({block: 'center'})", found[0])
+            found[0].click()
+            return True
+
+        self.wait(attempt, timeout, f"enabled {selector}")
+
+    def reply(self, verb: str, state: str = "ok", timeout: float = 10.0) -> str:
+        """Wait for the newest reply line of ``verb`` to be in ``state``; its text."""
+
+        def newest() -> str | None:
+            lines = self.all(f"#r-replies li.reply[data-verb='{verb}']")
+            if lines and state in (lines[0].get_attribute("class") or "").split():
+                return str(lines[0].text)
+            return None
+
+        return str(self.wait(newest, timeout, f"{state} reply to {verb}"))
+
+    def act(self, selector: str, verb: str, state: str = "ok") -> str:
+        self.click(selector)
+        return self.reply(verb, state)
+
+    def shot(self, name: str) -> Path:
+        """A PNG of the whole page from its top (the window grows to fit, then shrinks)."""
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        size = self.d.get_window_size()
+        height = int(self.js("return document.documentElement.scrollHeight"))
+        self.js("window.scrollTo(0, 0)")
+        self.d.set_window_size(size["width"], max(size["height"], min(height + 140, 3000)))
+        try:
+            self.d.save_screenshot(str(path))
+        finally:
+            self.d.set_window_size(size["width"], size["height"])
+        return path
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.d.execute_script(script, *args)
+
+    def login(self, password: str = PASSWORD) -> None:
+        self.d.get(self.stack.url)
+        self.wait_css("#login")
+        for field, value in (("#f-by", "dr-lee"), ("#f-user", USER), ("#f-pass", password)):
+            el = self.css(field)
+            el.clear()
+            el.send_keys(value)
+        self.css("#connect").click()
+
+    def open_room(self) -> None:
+        self.click(f".room-card[data-room='{ROOM_ID}']")
+        self.wait_text("#title", ROOM_ID)
+
+    def severe_console(self) -> list[str]:
+        logs = self.d.get_log("browser")
+        return [e["message"] for e in logs if e["level"] == "SEVERE"]
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, stack: Stack) -> Page:
+    return Page(browser, stack)
+
+
+def test_page_logic_unit_tests_pass() -> None:
+    """The pure JS logic (formatting, gate text, staleness, paging) under ``node --test``."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (Debian: nodejs)")
+    run = subprocess.run(
+        [node, "--test", str(HERE / "logic.test.js")], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_page_greys_out_verbs_like_the_room() -> None:
+    """logic.js's verb/phase table is controller/phases.py's."""
+    from controller.phases import VERB_PHASES
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (Debian: nodejs)")
+    logic = TOP / "mqtt_bridge" / "tablet" / "logic.js"
+    out = subprocess.run(
+        [node, "-e", f"console.log(JSON.stringify(require({str(logic)!r}).VERB_PHASES))"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    page_table = {verb: set(phases) for verb, phases in json.loads(out).items()}
+    assert page_table == {verb: set(phases) for verb, phases in VERB_PHASES.items()}
+
+
+def test_mosquitto_serves_the_page_and_the_vendored_mqtt_js(stack: Stack) -> None:
+    import urllib.request
+
+    for name in ("index.html", "app.js", "logic.js", "style.css", "mqtt.min.js"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{stack.ws_port}/{name}", timeout=5) as r:
+            assert r.status == 200 and len(r.read()) > 100, name
+
+
+def test_a_wrong_password_is_refused_in_words(page: Page) -> None:
+    page.login(password="wrong")
+    page.wait_text("#login-error", "refused", timeout=10)
+    assert page.css("#login-view").is_displayed()
+
+
+def test_log_in_and_see_the_room_in_the_overview(page: Page) -> None:
+    page.shot("01-login")
+    page.login()
+    card = f".room-card[data-room='{ROOM_ID}']"
+    page.wait_text(card, "ONLINE")
+    assert "Idle" in page.text(card)
+    page.wait_text(card, "SpO2 9")
+    page.shot("02-overview")
+
+
+def test_a_session_through_the_safety_gate(page: Page, stack: Stack) -> None:
+    stack.publish_plan("tablet-session-1")
+    page.open_room()
+    page.act("#session-actions [data-verb=start_session]", "start_session")
+    page.wait_text("#r-phase", "Check-in")
+    assert "P-7F3A" in page.text("#r-session")
+    for phase in ("Integration", "Intentions", "Pre-infusion"):
+        page.act("#advance", "advance")
+        page.wait_text("#r-phase", phase)
+    # What the gate needs, before anything is confirmed.
+    page.wait(lambda: len(page.all("#r-gate li.unmet")) == 3, 10, "three unmet gate items")
+    # Trying anyway: the room refuses in words, and the unmet items are listed.
+    page.click("#advance")
+    text = page.reply("advance", "error")
+    assert "gate_not_met" in text and "readiness" in text and "consent" in text
+    assert "nibp" in text, text
+    page.wait_text("#r-gate-last", "not met")
+    assert "no blood pressure" in page.text("#r-gate li[data-item=baseline_vitals]")
+    page.shot("03-room-gate-not-met")
+    page.act("#session-actions [data-item=readiness]", "confirm")
+    page.act("#session-actions [data-item=consent]", "confirm")
+    page.wait(lambda: len(page.all("#r-gate li.met")) == 2, 10, "readiness and consent met")
+    page.act("[data-verb=nibp_now]", "nibp_now")
+    page.wait(lambda: page.text("#v-nibp") not in ("", "--/--"), 10, "the NIBP reading")
+    page.wait(lambda: len(page.all("#r-gate li.met")) == 3, 10, "baseline vitals met")
+    page.act("#advance", "advance")
+    page.wait_text("#r-phase", "Infusion")
+    # In infusion the next step is the IV line, then the timer.
+    page.wait(lambda: page.all("#r-gate li.unmet[data-item=iv_line]"), 10, "iv_line unmet")
+    page.act("#session-actions [data-item=iv_line]", "confirm")
+    page.act("#session-actions [data-verb=start_infusion]", "start_infusion")
+    page.wait(lambda: " / " in page.text("#r-inf-text"), 10, "the infusion timer")
+    page.shot("04-room-infusion")
+
+
+def test_an_alarm_from_the_patient_is_loud_and_acknowledged(page: Page, stack: Stack) -> None:
+    assert stack.probe is not None
+    stack.probe.publish("sim/incident", json.dumps({"kind": "desaturation"}).encode())
+    item = page.wait_css("#r-alarms li.alarm.high[data-code=spo2_critical]", timeout=10)
+    assert "active" in item.text or "latched" in item.text
+    page.wait(lambda: "HIGH ALARM" in page.text("#banner"), 5, "the banner")
+    assert page.css("#banner").is_displayed()
+    page.wait(
+        lambda: any(s["kind"] == "high" for s in page.js("return tablet.debug.sounds")),
+        5,
+        "the high-priority sound",
+    )
+    page.shot("05-room-alarm")
+    page.click("#back")
+    page.wait_text(f".room-card[data-room='{ROOM_ID}']", "HIGH: SpO2")
+    page.shot("06-overview-alarm")
+    page.open_room()
+    # Silence (120 s of room time: 2 s here at time scale 60), then acknowledge.
+    page.click("[data-verb=alarm_silence][data-seconds='120']")
+    assert "silenced" in page.reply("alarm_silence")
+    page.click("#r-alarms li[data-code=spo2_critical] button[data-verb=alarm_ack]")
+    page.reply("alarm_ack")
+    page.wait(
+        lambda: not page.all("#r-alarms li.alarm[data-code=spo2_critical]:not(.acknowledged)"),
+        10,
+        "spo2_critical acknowledged",
+    )
+    stack.probe.publish("sim/incident", json.dumps({"kind": "recover"}).encode())
+
+
+def test_a_call_is_acknowledged_and_cleared(page: Page, stack: Stack) -> None:
+    assert stack.probe is not None
+    stack.probe.publish("sim/press_call", b"{}")
+    page.wait_text("#r-call", "PATIENT CALLING")
+    page.wait(lambda: "PATIENT CALL" in page.text("#banner"), 5, "the call in the banner")
+    page.shot("07-room-call")
+    page.act("[data-verb=call_ack]", "call_ack")
+    page.wait_text("#r-call", "acknowledged")
+    page.act("[data-verb=call_clear]", "call_clear")
+    page.wait_text("#r-call", "No call")
+
+
+def test_an_error_reply_is_shown_in_words(page: Page) -> None:
+    # The playlist comes from the session_started event; a preview is refused in infusion.
+    page.wait(lambda: page.all("#m-track option[value='intentions/strings.ogg']"), 5, "tracks")
+    page.click("[data-verb=music][data-action=preview]")
+    text = page.reply("music", "error")
+    assert "invalid_state: Can't preview music while in infusion" in text, text
+    # A bad value: the room names the field.
+    page.css("#rv-sys").send_keys("80")
+    page.css("#rv-dia").send_keys("95")
+    page.click("[data-verb=record_vitals]")
+    assert "invalid_payload: field 'dia'" in page.reply("record_vitals", "error")
+
+
+def test_music_and_lights(page: Page) -> None:
+    page.act("[data-verb=music][data-action=pause]", "music")
+    page.act("[data-verb=music][data-action=resume]", "music")
+    # A volume slider sends when released (a `change` event).
+    page.js(
+        "const s = document.getElementById('m-vol-headphones'); s.value = 30;"
+        "s.dispatchEvent(new Event('change'))"
+    )
+    assert "volume" in page.reply("music")
+    page.wait_text("#m-vol-headphones-v", "30%")
+    page.js("document.getElementById('l-scene').value = 'debrief'")
+    page.act("[data-verb=lights][data-kind=scene]", "lights")
+    page.wait_text("#l-state", "Scene debrief")
+
+
+def test_a_reload_catches_up_on_events(page: Page, stack: Stack) -> None:
+    page.login()
+    page.wait_css(f".room-card[data-room='{ROOM_ID}']")
+    page.open_room()
+    # Events from before this page existed, fetched with the `events` command.
+    page.wait_text("#r-events", "Call cleared", timeout=10)
+    catchups = page.js("return tablet.debug.catchups")
+    assert catchups and catchups[-1]["last_seq"] >= catchups[-1]["since"]
+    page.wait_text("#r-phase", "Infusion")
+    assert len(page.all("#r-gate li")) == 0 or page.all("#r-gate li.met")
+
+
+def test_a_lost_broker_is_loud_and_the_page_catches_up_after_it(page: Page, stack: Stack) -> None:
+    before = len(page.js("return tablet.debug.catchups"))
+    stack.broker.stop()
+    page.wait_text("#banner", "CONNECTION TO THE BROKER LOST", timeout=10)
+    page.wait_text("#conn", "RECONNECTING")
+    stack.broker.start()
+    page.wait_text("#conn", "connected", timeout=15)
+    # Reconnected: the page asked the room for what it missed (the room reconnects too).
+    page.wait(lambda: len(page.js("return tablet.debug.catchups")) > before, 15, "a catch-up")
+    page.wait(lambda: "BROKER LOST" not in page.text("#banner"), 5, "the banner to clear")
+    page.wait(lambda: not page.css("#room-health").is_displayed(), 15, "the room online again")
+
+
+def test_a_room_that_stops_updating_is_shown_loudly(page: Page) -> None:
+    # The room republishes at least every 10 s; pretend its last state came 30 s ago.
+    page.js(f"tablet.rooms.get('{ROOM_ID}').stateAt = Date.now() - 30000")
+    page.wait_text("#room-health", "NOT UPDATING", timeout=5)
+    page.wait(lambda: "NO UPDATE FOR" in page.text("#banner"), 5, "stale room in the banner")
+
+
+def test_an_emergency_then_the_end_of_the_session(page: Page) -> None:
+    page.click("[data-verb=emergency]")
+    assert "Give a reason first" in page.reply("emergency", "error")  # not sent without one
+    page.css("#emergency-reason").send_keys("patient unresponsive")
+    page.act("[data-verb=emergency]", "emergency")
+    page.wait_css("#r-alarms li.alarm.high[data-code=emergency]")
+    page.wait_text("#l-state", "Scene emergency")
+    page.wait_text("#r-inf-text", "stopped")
+    page.click("#r-alarms li[data-code=emergency] button[data-verb=alarm_ack]")
+    page.reply("alarm_ack")
+    page.css("#end-reason").send_keys("transferred to emergency care")
+    page.act("[data-verb=end_session]", "end_session")
+    page.wait_text("#r-phase", "Ended")
+
+
+def test_a_room_that_goes_offline_and_a_command_without_reply(page: Page, stack: Stack) -> None:
+    assert stack.room.terminate() == 0
+    page.wait_text("#room-health", "OFFLINE", timeout=10)
+    page.click("[data-verb=nibp_now]")
+    text = page.reply("nibp_now", "timeout", timeout=8)
+    assert "No reply within 5 s" in text
+    page.shot("08-room-offline")
+    page.click("#back")
+    page.wait_text(f".room-card[data-room='{ROOM_ID}']", "OFFLINE", timeout=5)
+    page.shot("09-overview-offline")
+    errors = page.severe_console()
+    assert errors == [], "\n".join(errors)
