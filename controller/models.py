@@ -136,6 +136,14 @@ class SessionPlan(Payload):
     protocol: ProtocolOverrides = Field(default_factory=ProtocolOverrides)
     alarms: AlarmOverrides = Field(default_factory=AlarmOverrides)
 
+    @field_validator("session_number", mode="before")
+    @classmethod
+    def _no_booleans(cls, v: object) -> object:
+        # JSON true is not session 1: a plan with a wrong type must be rejected, not guessed.
+        if isinstance(v, bool):
+            raise ValueError("session_number must be 1..6 or 'maintenance', not a boolean")
+        return v
+
     @field_validator("session_number")
     @classmethod
     def _session_number_range(cls, v: int | str) -> int | str:

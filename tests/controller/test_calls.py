@@ -1,0 +1,209 @@
+"""The patient call through the room: placing, escalating, acknowledging, clearing, the buzzer."""
+
+from __future__ import annotations
+
+from controller.events import LinkDown, LinkUp
+from tests.controller.harness import Harness
+
+ESCALATE_S = 30  # [protocol] call_escalate_s default
+REMINDER_S = 180  # [protocol] call_reminder_s default
+
+
+def press(h: Harness) -> None:
+    h.button.press()
+    h.drain()
+
+
+def in_session(h: Harness) -> None:
+    h.plan()
+    h.ok("start_session")
+
+
+def test_defaults_are_the_ones_these_tests_use(room: Harness) -> None:
+    assert room.config.protocol.call_escalate_s == ESCALATE_S
+    assert room.config.protocol.call_reminder_s == REMINDER_S
+
+
+def test_press_places_a_call_at_once(room: Harness) -> None:
+    in_session(room)
+    press(room)
+    assert room.events("call_placed") == [{}]
+    assert room.room.call == "placed"
+    assert room.ok("status")["call"] == {"state": "placed"}
+    assert room.button.lamp == "pulse"
+    assert room.audio.ducked is True
+    assert ("duck", (True,)) in room.audio.calls
+    assert ("cue", ()) in room.audio.calls
+
+
+def test_press_works_without_a_session(room: Harness) -> None:
+    press(room)
+    assert room.events("call_placed") == [{}]
+    assert room.button.lamp == "pulse"
+
+
+def test_second_press_while_open_places_no_second_call(room: Harness) -> None:
+    press(room)
+    cues = room.audio.calls.count(("cue", ()))
+    press(room)
+    room.run(5)
+    press(room)
+    assert len(room.events("call_placed")) == 1
+    assert room.audio.calls.count(("cue", ())) == cues
+
+
+def test_escalates_after_call_escalate_s_and_again_until_acknowledged(room: Harness) -> None:
+    press(room)
+    room.run(ESCALATE_S - 1, step=1)
+    assert room.events("call_escalated") == []
+    room.run(1, step=1)
+    assert len(room.events("call_escalated")) == 1
+    assert room.room.call == "escalated"
+    room.run(ESCALATE_S - 1, step=1)
+    assert len(room.events("call_escalated")) == 1
+    room.run(1, step=1)
+    assert len(room.events("call_escalated")) == 2
+    room.run(ESCALATE_S * 3)
+    assert len(room.events("call_escalated")) == 5
+    assert len(room.events("call_placed")) == 1
+
+
+def test_call_ack_makes_the_lamp_steady_and_stops_escalation(room: Harness) -> None:
+    press(room)
+    room.run(ESCALATE_S)
+    assert len(room.events("call_escalated")) == 1
+    assert room.ok("call_ack") == {"call": "acknowledged"}
+    assert room.events("call_acknowledged") == [{"by": "dr-lee"}]
+    assert room.button.lamp == "steady"
+    assert room.room.call == "acknowledged"
+    room.run(REMINDER_S - 5)
+    assert len(room.events("call_escalated")) == 1
+
+
+def test_acknowledged_call_not_cleared_comes_back_as_a_reminder(room: Harness) -> None:
+    press(room)
+    room.ok("call_ack")
+    room.run(REMINDER_S - 1, step=1)
+    assert len(room.events("call_placed")) == 1
+    room.run(1, step=1)
+    assert room.events("call_placed") == [{}, {"reminder": True}]
+    assert room.room.call == "placed"
+    assert room.button.lamp == "pulse"
+    # The reminder escalates like a new call.
+    room.run(ESCALATE_S)
+    assert len(room.events("call_escalated")) == 1
+
+
+def test_ack_of_an_escalated_call(room: Harness) -> None:
+    press(room)
+    room.run(ESCALATE_S)
+    assert room.room.call == "escalated"
+    room.ok("call_ack")
+    assert room.room.call == "acknowledged"
+
+
+def test_hold_at_the_bedside_clears_the_call(room: Harness) -> None:
+    in_session(room)
+    press(room)
+    room.button.hold()
+    room.drain()
+    assert room.events("call_cleared") == [{"by": "bedside", "where": "bedside"}]
+    assert room.room.call == "idle"
+    assert room.button.lamp == "off"
+    assert room.audio.ducked is False
+    assert room.audio.calls[-1] == ("duck", (False,))
+    # Nothing left to escalate or remind.
+    room.run(REMINDER_S + ESCALATE_S)
+    assert room.events("call_escalated") == []
+    assert len(room.events("call_placed")) == 1
+
+
+def test_hold_clears_an_acknowledged_call_and_its_reminder(room: Harness) -> None:
+    press(room)
+    room.ok("call_ack")
+    room.button.hold()
+    room.drain()
+    assert room.room.call == "idle"
+    room.run(REMINDER_S * 2)
+    assert len(room.events("call_placed")) == 1
+
+
+def test_call_clear_from_the_tablet(room: Harness) -> None:
+    press(room)
+    assert room.ok("call_clear") == {"call": "idle"}
+    assert room.events("call_cleared") == [{"by": "dr-lee", "where": "tablet"}]
+    assert room.button.lamp == "off"
+    assert room.audio.ducked is False
+
+
+def test_call_ack_with_no_call_is_invalid_state(room: Harness) -> None:
+    reply = room.cmd("call_ack")
+    assert not reply.ok
+    assert reply.error is not None and reply.error.code == "invalid_state"
+    assert room.events("call_acknowledged") == []
+    assert room.events("command_rejected")[-1]["code"] == "invalid_state"
+
+
+def test_call_clear_with_no_call_is_invalid_state(room: Harness) -> None:
+    reply = room.cmd("call_clear")
+    assert reply.error is not None and reply.error.code == "invalid_state"
+    assert room.events("call_cleared") == []
+
+
+def test_call_ack_twice_is_invalid_state(room: Harness) -> None:
+    press(room)
+    room.ok("call_ack")
+    reply = room.cmd("call_ack")
+    assert reply.error is not None and reply.error.code == "invalid_state"
+
+
+def test_a_new_call_after_clearing(room: Harness) -> None:
+    press(room)
+    room.ok("call_clear")
+    press(room)
+    assert room.events("call_placed") == [{}, {}]
+    assert room.button.lamp == "pulse"
+
+
+# --- local annunciation ---------------------------------------------------------------------
+
+
+def test_online_room_does_not_buzz_for_a_call(room: Harness) -> None:
+    press(room)
+    room.run(ESCALATE_S)
+    assert room.buzzer.pattern == "off"
+    assert "call" not in room.buzzer.history
+
+
+def test_link_down_open_call_buzzes_then_high_alarm_then_back_online(room: Harness) -> None:
+    in_session(room)
+    room.run(5)
+    room.deliver(LinkDown())
+    assert room.buzzer.pattern == "off"
+    press(room)
+    assert room.buzzer.pattern == "call"
+
+    critical = int(room.config.alarms.spo2_critical.limit) - 5
+    delay = room.config.alarms.spo2_critical.delay_s
+    room.run(delay + 1, step=1, spo2=critical)
+    assert any(a.priority == "high" for a in room.room.alarms.current())
+    assert room.buzzer.pattern == "high"
+
+    room.deliver(LinkUp())
+    assert room.buzzer.pattern == "off"
+
+
+def test_acknowledged_call_stops_the_local_buzzer(room: Harness) -> None:
+    room.deliver(LinkDown())
+    press(room)
+    assert room.buzzer.pattern == "call"
+    room.ok("call_ack")
+    assert room.buzzer.pattern == "off"
+
+
+def test_bedside_clear_stops_the_local_buzzer(room: Harness) -> None:
+    room.deliver(LinkDown())
+    press(room)
+    room.button.hold()
+    room.drain()
+    assert room.buzzer.pattern == "off"

@@ -1,0 +1,307 @@
+"""``roomd.toml``: loading, defaults, every bad key at once, "did you mean", file problems."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.config import (
+    Config,
+    ConfigError,
+    LightingSection,
+    MqttSection,
+    ProtocolSection,
+    load_config,
+    parse_config,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "roomd.example.toml"
+
+
+def write(tmp_path: Path, text: str, name: str = "roomd.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "/etc/roomd/roomd.toml")
+    return info.value.problems
+
+
+# --- the example and the defaults -----------------------------------------------------------
+
+
+def test_example_file_loads_with_its_values() -> None:
+    raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    config = load_config(EXAMPLE)
+    assert isinstance(config, Config)
+    assert config.room.id == raw["room"]["id"]
+    assert config.room.site == raw["room"]["site"]
+    assert config.mqtt.port == raw["mqtt"]["port"]
+    assert config.protocol.infusion_minutes == raw["protocol"]["infusion_minutes"]
+    assert config.alarms.spo2_critical.limit == raw["alarms"]["spo2_critical"]["limit"]
+    infusion = raw["hardware"]["lighting"]["scenes"]["infusion"]
+    assert config.hardware.lighting.scenes["infusion"].level == infusion["level"]
+    assert config.hardware.lighting.scenes["infusion"].colour == tuple(infusion["colour"])
+    # Scenes the example does not list keep their defaults.
+    assert set(config.hardware.lighting.scenes) == set(LightingSection().scenes)
+
+
+def test_only_room_id_is_required(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[room]\nid = "room-1"\n'))
+    assert config.room.id == "room-1"
+    # The contract's defaults.
+    assert config.mqtt.host == "127.0.0.1"
+    assert config.mqtt.port == 1883
+    assert config.mqtt.username == ""
+    assert config.mqtt.topic_prefix == "clinic"
+    assert config.protocol.infusion_minutes == 40
+    assert config.protocol.nibp_interval_minutes == 10
+    assert config.protocol.call_escalate_s == 30
+    assert config.protocol.call_reminder_s == 180
+    assert config.alarms.spo2_low.limit == 92
+    assert config.alarms.spo2_critical.priority == "high"
+    assert config.alarms.stale_s == 10
+    assert config.alarms.escalate_after_s == 60
+    assert config.hardware.call_button.clear_hold_s == 2.0
+    assert config.hardware.oximeter.port == ""
+    assert config.audio.duck_db == 12
+
+
+def test_missing_room_and_missing_room_id_are_reported() -> None:
+    assert problems_of({}) == ["room: required key is missing"]
+    assert problems_of({"room": {"site": "x"}}) == ["room.id: required key is missing"]
+
+
+# --- every bad key, at once -----------------------------------------------------------------
+
+
+def test_every_bad_key_is_reported_at_once_with_file_and_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[room]\n"
+        'id = "Room 3"\n'
+        "[mqtt]\n"
+        "port = 70000\n"
+        "[protocol]\n"
+        "nibp_interval_minutes = 20\n"
+        "[alarms]\n"
+        'spo2_low = {limit = 92, priority = "urgent", delay_s = 10}\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    err = info.value
+    assert err.path == str(path)
+    keys = ["room.id", "mqtt.port", "protocol.nibp_interval_minutes", "alarms.spo2_low.priority"]
+    assert len(err.problems) == len(keys)
+    for key in keys:
+        assert sum(p.startswith(f"{key}: ") for p in err.problems) == 1, (key, err.problems)
+    lines = str(err).splitlines()
+    assert len(lines) == len(keys)
+    assert all(line.startswith(f"{path}: ") for line in lines)
+    # What is wrong, with the value given.
+    assert any("70000" in p for p in err.problems)
+    assert isinstance(err, ValueError)
+
+
+def test_did_you_mean_for_a_misspelt_section() -> None:
+    assert problems_of({"room": {"id": "r"}, "protocl": {}}) == [
+        "protocl: unknown key (did you mean 'protocol'?)"
+    ]
+
+
+def test_did_you_mean_for_misspelt_keys_at_every_depth() -> None:
+    problems = problems_of(
+        {
+            "room": {"id": "r"},
+            "mqtt": {"hots": "broker"},
+            "hardware": {"call_buton": {}, "nibp": {"drvier": "manual"}},
+            "alarms": {"spo2_lo": {"limit": 90, "priority": "low", "delay_s": 1}},
+        }
+    )
+    assert sorted(problems) == sorted(
+        [
+            "mqtt.hots: unknown key (did you mean 'host'?)",
+            "hardware.call_buton: unknown key (did you mean 'call_button'?)",
+            "hardware.nibp.drvier: unknown key (did you mean 'driver'?)",
+            "alarms.spo2_lo: unknown key (did you mean 'spo2_low'?)",
+        ]
+    )
+
+
+def test_unknown_key_without_a_close_match_has_no_hint() -> None:
+    assert problems_of({"room": {"id": "r"}, "mqtt": {"zzzzzz": 1}}) == ["mqtt.zzzzzz: unknown key"]
+
+
+def test_did_you_mean_inside_a_lighting_scene() -> None:
+    problems = problems_of(
+        {"room": {"id": "r"}, "hardware": {"lighting": {"scenes": {"infusion": {"levle": 0.1}}}}}
+    )
+    assert any(
+        p.startswith("hardware.lighting.scenes.infusion.levle: unknown key")
+        and "did you mean 'level'" in p
+        for p in problems
+    ), problems
+
+
+# --- scenes ---------------------------------------------------------------------------------
+
+
+def test_unknown_scene_name_is_refused() -> None:
+    problems = problems_of(
+        {"room": {"id": "r"}, "hardware": {"lighting": {"scenes": {"infusoin": {"level": 0.1}}}}}
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith("hardware.lighting.scenes: ")
+    assert "infusoin" in problems[0]
+
+
+def test_partial_scenes_override_keeps_the_other_defaults() -> None:
+    defaults = LightingSection().scenes
+    config = parse_config(
+        {
+            "room": {"id": "r"},
+            "hardware": {"lighting": {"scenes": {"debrief": {"level": 0.25, "fade_s": 90}}}},
+        }
+    )
+    scenes = config.hardware.lighting.scenes
+    assert set(scenes) == set(defaults)
+    assert scenes["debrief"].level == 0.25
+    assert scenes["debrief"].fade_s == 90
+    assert scenes["debrief"] != defaults["debrief"]
+    for name in set(defaults) - {"debrief"}:
+        assert scenes[name] == defaults[name], name
+
+
+def test_scene_level_out_of_range_is_refused() -> None:
+    problems = problems_of(
+        {"room": {"id": "r"}, "hardware": {"lighting": {"scenes": {"idle": {"level": 1.5}}}}}
+    )
+    assert [p.split(":")[0] for p in problems] == ["hardware.lighting.scenes.idle.level"]
+
+
+# --- file problems --------------------------------------------------------------------------
+
+
+def test_toml_syntax_error_is_a_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path, '[room]\nid = "room-1\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.path == str(path)
+    assert len(info.value.problems) == 1
+    assert "not valid TOML" in info.value.problems[0]
+
+
+def test_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "roomd.toml"
+    path.write_bytes('[room]\nid = "room-1"\nsite = "Montréal"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.path == str(path)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == ["file not found"]
+    assert str(info.value) == f"{path}: file not found"
+
+
+def test_directory_instead_of_a_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert info.value.path == str(tmp_path)
+    assert len(info.value.problems) == 1
+
+
+def _load_as(uid: int, path: Path) -> int:
+    """Run load_config(path) in a child process with ``uid``; its verdict as an exit code."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        code = 9
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            load_config(path)
+            code = 0
+        except ConfigError as exc:
+            code = 1 if exc.problems == ["permission denied"] else 2
+        except BaseException:
+            code = 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        path = write(tmp_path, '[room]\nid = "room-1"\n')
+        path.chmod(0)
+        try:
+            with pytest.raises(ConfigError) as info:
+                load_config(path)
+            assert info.value.problems == ["permission denied"]
+        finally:
+            path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        return
+    # Root reads a mode-000 file anyway, so the unreadable case is checked in a child process
+    # that drops to the unprivileged "nobody" uid (65534), in a directory it may traverse.
+    nobody = 65534
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        path = Path(tmp) / "roomd.toml"
+        path.write_text('[room]\nid = "room-1"\n', encoding="utf-8")
+        path.chmod(0o644)
+        assert _load_as(nobody, path) == 0  # the child can reach and read a readable file
+        path.chmod(0)
+        assert _load_as(nobody, path) == 1
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("room_id", ["room-3", "a", "0", "r" * 32, "icu-bed-12"])
+def test_room_id_pattern_accepts(room_id: str) -> None:
+    assert parse_config({"room": {"id": room_id}}).room.id == room_id
+
+
+@pytest.mark.parametrize(
+    "room_id", ["", "Room-3", "room 3", "room_3", "room/3", "r" * 33, "salle-é", "room+1"]
+)
+def test_room_id_pattern_refuses(room_id: str) -> None:
+    problems = problems_of({"room": {"id": room_id}})
+    assert len(problems) == 1
+    assert problems[0].startswith("room.id: ")
+
+
+@pytest.mark.parametrize("minutes", [10, 12.5, 15])
+def test_nibp_interval_within_bounds(minutes: float) -> None:
+    config = parse_config({"room": {"id": "r"}, "protocol": {"nibp_interval_minutes": minutes}})
+    assert config.protocol.nibp_interval_minutes == minutes
+
+
+@pytest.mark.parametrize("minutes", [0, 9, 9.99, 15.01, 16, 60])
+def test_nibp_interval_outside_bounds(minutes: float) -> None:
+    problems = problems_of({"room": {"id": "r"}, "protocol": {"nibp_interval_minutes": minutes}})
+    assert len(problems) == 1
+    assert problems[0].startswith("protocol.nibp_interval_minutes: ")
+    assert repr(minutes) in problems[0]
+
+
+def test_sections_are_frozen() -> None:
+    config = parse_config({"room": {"id": "r"}})
+    with pytest.raises(ValueError):
+        config.room.id = "other"  # type: ignore[misc]
+    assert ProtocolSection().nibp_interval_minutes == config.protocol.nibp_interval_minutes
+    assert MqttSection().port == config.mqtt.port

@@ -1,0 +1,310 @@
+"""The journal on real SQLite files: seq, durability settings, outbox, replies, vitals, meta."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from controller.errors import JournalError
+from controller.journal import VITALS_BATCH, Journal
+
+T0 = datetime(2026, 1, 5, 9, 0, 0, 250_000, tzinfo=UTC)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "journal.sqlite"
+
+
+@pytest.fixture
+def journal(path: Path) -> Iterator[Journal]:
+    j = Journal(path)
+    yield j
+    j.close()
+
+
+def reader(path: Path) -> sqlite3.Connection:
+    """A second connection, as another process would open the file."""
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def count(path: Path, table: str) -> int:
+    db = reader(path)
+    try:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    finally:
+        db.close()
+
+
+def fill(j: Journal, n: int, session_id: str | None = "s-1", start: int = 0) -> None:
+    for i in range(start, start + n):
+        j.append(T0 + timedelta(seconds=i), session_id, "thing_happened", {"i": i})
+
+
+# --- seq ------------------------------------------------------------------------------------
+
+
+def test_seq_starts_at_1_and_strictly_increases(journal: Journal) -> None:
+    assert journal.last_seq == 0
+    first = journal.append(T0, None, "session_configured", {"plan": {"a": 1}})
+    assert first.seq == 1
+    seqs = [journal.append(T0, "s-1", "x", {}).seq for _ in range(20)]
+    assert seqs == list(range(2, 22))
+    assert journal.last_seq == 21
+
+
+def test_seq_continues_after_reopen(path: Path) -> None:
+    j = Journal(path)
+    fill(j, 5)
+    j.close()
+    j = Journal(path)
+    try:
+        assert j.last_seq == 5
+        assert j.append(T0, None, "after_restart", {}).seq == 6
+    finally:
+        j.close()
+
+
+def test_event_round_trips(journal: Journal) -> None:
+    data = {"from": "idle", "to": "check_in", "by": "dr-lee", "n": [1, 2.5, None]}
+    written = journal.append(T0, "s-9", "phase_changed", data)
+    (read,) = journal.events_since(written.seq, 1)
+    assert read.seq == written.seq
+    assert read.type == "phase_changed"
+    assert read.session_id == "s-9"
+    assert read.data == data
+    assert read.ts == T0.replace(microsecond=250_000)
+
+
+def test_data_directory_is_created(tmp_path: Path) -> None:
+    deep = tmp_path / "a" / "b" / "journal.sqlite"
+    j = Journal(deep)
+    j.close()
+    assert deep.is_file()
+
+
+# --- durability settings --------------------------------------------------------------------
+
+
+def test_wal_mode_and_synchronous_full(journal: Journal, path: Path) -> None:
+    # synchronous is per connection: ask the journal's own connection.
+    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert journal._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # WAL is a property of the file: another connection sees it too.
+    db = reader(path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        db.close()
+
+
+def test_integrity_check_ok(journal: Journal) -> None:
+    fill(journal, 3)
+    assert journal.integrity_check() == "ok"
+
+
+# --- the outbox -----------------------------------------------------------------------------
+
+
+def test_undelivered_mark_delivered_and_count(journal: Journal) -> None:
+    fill(journal, 6)
+    assert journal.count_undelivered() == 6
+    assert [e.seq for e in journal.undelivered()] == [1, 2, 3, 4, 5, 6]
+    for seq in (1, 2, 4):
+        journal.mark_delivered(seq)
+    assert journal.count_undelivered() == 3
+    assert [e.seq for e in journal.undelivered()] == [3, 5, 6]
+    assert [e.seq for e in journal.undelivered(limit=2)] == [3, 5]
+    journal.mark_delivered(4)  # again: harmless
+    assert journal.count_undelivered() == 3
+
+
+def test_delivery_marks_survive_reopen(path: Path) -> None:
+    j = Journal(path)
+    fill(j, 4)
+    j.mark_delivered(1)
+    j.mark_delivered(3)
+    j.close()
+    j = Journal(path)
+    try:
+        assert [e.seq for e in j.undelivered()] == [2, 4]
+    finally:
+        j.close()
+
+
+# --- reading back ---------------------------------------------------------------------------
+
+
+def test_events_since_pages(journal: Journal) -> None:
+    fill(journal, 25)
+    pages = []
+    since = 1
+    while True:
+        page = journal.events_since(since, limit=10)
+        if not page:
+            break
+        pages.append([e.seq for e in page])
+        since = page[-1].seq + 1
+    assert pages == [list(range(1, 11)), list(range(11, 21)), list(range(21, 26))]
+    assert [e.seq for e in journal.events_since(0, 3)] == [1, 2, 3]
+    assert [e.seq for e in journal.events_since(24)] == [24, 25]
+    assert journal.events_since(26) == []
+
+
+def test_session_events(journal: Journal) -> None:
+    fill(journal, 3, "s-1")
+    fill(journal, 2, None, start=3)
+    fill(journal, 4, "s-2", start=5)
+    fill(journal, 1, "s-1", start=9)
+    s1 = journal.session_events("s-1")
+    assert [e.seq for e in s1] == [1, 2, 3, 10]
+    assert all(e.session_id == "s-1" for e in s1)
+    assert [e.seq for e in journal.session_events("s-2")] == [6, 7, 8, 9]
+    assert journal.session_events("s-3") == []
+
+
+def test_last_event_of_types(journal: Journal) -> None:
+    journal.append(T0, "s-1", "session_started", {})
+    journal.append(T0, "s-1", "phase_changed", {"to": "a"})
+    journal.append(T0, "s-1", "session_ended", {})
+    journal.append(T0, "s-1", "phase_changed", {"to": "b"})
+    last = journal.last_event("session_started", "session_ended")
+    assert last is not None and last.seq == 3
+    changed = journal.last_event("phase_changed")
+    assert changed is not None and changed.data == {"to": "b"}
+    assert journal.last_event("never") is None
+
+
+# --- replies --------------------------------------------------------------------------------
+
+
+def test_find_reply_and_record_reply(path: Path) -> None:
+    journal = Journal(path)
+    assert journal.find_reply("r-1") is None
+    first = json.dumps({"request_id": "r-1", "verb": "status", "ok": True, "result": {}})
+    journal.record_reply("r-1", first)
+    assert journal.find_reply("r-1") == first
+    # A second record for the same request_id keeps the first reply.
+    journal.record_reply("r-1", json.dumps({"request_id": "r-1", "ok": False}))
+    assert journal.find_reply("r-1") == first
+    assert journal.find_reply("r-2") is None
+    journal.close()
+    j = Journal(path)
+    try:
+        assert j.find_reply("r-1") == first
+    finally:
+        j.close()
+
+
+# --- vitals ---------------------------------------------------------------------------------
+
+
+def sample_json(i: int) -> str:
+    return json.dumps({"spo2": 90 + i % 10, "hr": 70})
+
+
+def test_vitals_are_committed_in_batches(path: Path) -> None:
+    journal = Journal(path)
+    for i in range(VITALS_BATCH - 1):
+        journal.record_vitals(T0 + timedelta(seconds=i), "s-1", "sample", sample_json(i))
+    assert count(path, "vitals") == 0  # not committed yet
+    journal.record_vitals(T0, "s-1", "sample", sample_json(99))
+    assert count(path, "vitals") == VITALS_BATCH  # the batch committed
+    for i in range(3):
+        journal.record_vitals(T0, "s-1", "sample", sample_json(i))
+    assert count(path, "vitals") == VITALS_BATCH
+    journal.close()
+    assert count(path, "vitals") == VITALS_BATCH + 3  # close commits the rest
+
+
+def test_event_commits_pending_vitals_and_reader_sees_it_at_once(
+    journal: Journal, path: Path
+) -> None:
+    for i in range(3):
+        journal.record_vitals(T0, "s-1", "sample", sample_json(i))
+    assert count(path, "events") == 0
+    event = journal.append(T0, "s-1", "nibp_result", {"sys": 120})
+    db = reader(path)
+    try:
+        rows = db.execute("SELECT seq, type FROM events").fetchall()
+        assert rows == [(event.seq, "nibp_result")]
+        assert db.execute("SELECT COUNT(*) FROM vitals").fetchone()[0] == 3
+        # Each further event is visible to the same reader as soon as append returns.
+        journal.append(T0, "s-1", "x", {})
+        assert db.execute("SELECT MAX(seq) FROM events").fetchone()[0] == event.seq + 1
+    finally:
+        db.close()
+
+
+def test_vitals_read_back_in_order_per_session(journal: Journal, path: Path) -> None:
+    journal.record_vitals(T0, "s-1", "sample", sample_json(1))
+    journal.record_vitals(T0 + timedelta(seconds=1), "s-2", "sample", sample_json(2))
+    journal.record_vitals(T0 + timedelta(seconds=2), "s-1", "nibp", '{"sys":120}')
+    rows = journal.vitals("s-1")
+    assert [r[1] for r in rows] == ["sample", "nibp"]
+    assert rows[0][2] == sample_json(1)
+    assert rows[1][0] == "2026-01-05T09:00:02.250Z"
+    assert len(journal.vitals("s-2")) == 1
+    assert count(path, "vitals") == 3  # reading committed the pending rows
+
+
+def test_vitals_survive_close_and_reopen(path: Path) -> None:
+    j = Journal(path)
+    for i in range(4):
+        j.record_vitals(T0, "s-1", "sample", sample_json(i))
+    j.close()
+    j = Journal(path)
+    try:
+        assert [r[2] for r in j.vitals("s-1")] == [sample_json(i) for i in range(4)]
+    finally:
+        j.close()
+
+
+# --- meta -----------------------------------------------------------------------------------
+
+
+def test_meta_get_set(path: Path) -> None:
+    j = Journal(path)
+    assert j.get_meta("time_anchor") is None
+    j.set_meta("time_anchor", "60|a|b")
+    assert j.get_meta("time_anchor") == "60|a|b"
+    j.set_meta("time_anchor", "30|c|d")
+    assert j.get_meta("time_anchor") == "30|c|d"
+    j.set_meta("other", "x")
+    j.close()
+    j = Journal(path)
+    try:
+        assert j.get_meta("time_anchor") == "30|c|d"
+        assert j.get_meta("other") == "x"
+    finally:
+        j.close()
+
+
+# --- damage ---------------------------------------------------------------------------------
+
+
+def test_damaged_file_raises_journal_error_saying_to_keep_it(path: Path) -> None:
+    j = Journal(path)
+    fill(j, 20)
+    j.close()
+    with open(path, "r+b") as fh:
+        fh.write(b"\xde\xad\xbe\xef garbage over the header " * 4)
+    with pytest.raises(JournalError) as info:
+        Journal(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "keep it" in message
+    assert isinstance(info.value, RuntimeError)
+
+
+def test_file_that_is_not_a_database_raises_journal_error(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is a text file, not a journal\n" * 200)
+    with pytest.raises(JournalError) as info:
+        Journal(path)
+    assert "keep it" in str(info.value)
