@@ -53,6 +53,7 @@ class MqttSection(Section):
     ] = "clinic"
     keepalive_s: int = Field(default=15, ge=5, le=300)
     session_expiry_s: int = Field(default=300, ge=0, le=86400)
+    command_max_age_s: float = Field(default=30, gt=0, le=3600)
 
 
 class CallButtonSection(Section):
@@ -146,6 +147,13 @@ class HardwareSection(Section):
     nibp: NibpSection = Field(default_factory=NibpSection)
 
 
+Guidance = Literal["breathing", "body_scan"]
+
+
+def _default_guidance() -> dict[Guidance, str]:
+    return {"breathing": "guidance/breathing.ogg", "body_scan": "guidance/body_scan.ogg"}
+
+
 class AudioSection(Section):
     """``[audio]``: music library, outputs, fades."""
 
@@ -158,6 +166,7 @@ class AudioSection(Section):
     preview_s: float = Field(default=30, gt=0, le=300)
     duck_db: float = Field(default=12, ge=0, le=60)
     cue_file: str = ""
+    guidance: dict[Guidance, str] = Field(default_factory=_default_guidance)
     headphones_volume: float = Field(default=0.6, ge=0, le=1)
     speakers_volume: float = Field(default=0.4, ge=0, le=1)
 

@@ -56,8 +56,8 @@ log = logging.getLogger("roomd.core")
 
 NIBP_OVERDUE_S = 5 * 60
 """A due blood pressure not taken within this long is a technical alarm."""
-EVENTS_REPLY_BUDGET = MAX_PAYLOAD_BYTES - 4096
-"""The ``events`` reply stops adding events before it would pass the contract's 64 KiB."""
+RESEND_BATCH = 50
+"""Events re-sent per loop turn after a reconnect."""
 
 
 class RoomCore(RoomView):
@@ -81,6 +81,7 @@ class RoomCore(RoomView):
         simulator: Callable[[ev.SimAction], None] | None = None,
         listeners: Sequence[Callable[[Event], None]] = (),
         report: Callable[[str], dict[str, Any] | None] | None = None,
+        command_max_age_s: float | None = None,
     ) -> None:
         super().__init__(config, clock)
         self.journal = journal
@@ -94,6 +95,8 @@ class RoomCore(RoomView):
         self._heartbeat_s = heartbeat_s
         self._listeners = list(listeners)
         self._simulator = simulator
+        self._backlog: tuple[int, int] | None = None  # (first, last) seq still to re-send
+        self._command_max_age_s = command_max_age_s  # None: sent_at not checked
         self._report = report  # writes a session's record; None when it could not
         self.devices.update(devices or {})
         self.alarms = AlarmEngine(clock, config.alarms, self._emit)
@@ -110,6 +113,7 @@ class RoomCore(RoomView):
         # One at a time, so a timer's events are journaled before the next one fires.
         while (name := self.timers.pop_next_due()) is not None:
             getattr(self, f"_timer_{name}")()
+        self._send_backlog()
         self._check_stale()
         self.alarms.tick()
         self._update_annunciation()
@@ -120,6 +124,8 @@ class RoomCore(RoomView):
         now = self._clock.monotonic()
         deadlines = [self.timers.next_deadline(), self.alarms.next_deadline()]
         deadlines.append((self._last_state_at or now) + self._heartbeat_s)
+        if self._backlog is not None:
+            deadlines.append(now)  # more of the backlog to send on the next turn
         if self.phase in ACTIVE and self.devices.get("oximeter") != "absent":
             deadlines.append(now + 1.0)  # staleness is judged at least once a second
         return min(d for d in deadlines if d is not None)
@@ -377,6 +383,15 @@ class RoomCore(RoomView):
             message=f"No valid oximeter data for over {self.alarm_limits.stale_s:g} s",
             delay_s=0,
         )
+
+    def _send_backlog(self) -> None:
+        if self._backlog is None or not self.link_online:
+            return
+        first, last = self._backlog
+        batch = self.journal.undelivered_between(first, last, RESEND_BATCH)
+        for event in batch:
+            self._link.publish_event(event)
+        self._backlog = (batch[-1].seq + 1, last) if len(batch) == RESEND_BATCH else None
 
     # === outputs ========================================================================
 

@@ -268,6 +268,8 @@ def build_room(
         heartbeat_s=10.0 * args.time_scale,
         simulator=devices.act if args.simulate else None,
         listeners=[devices.observe],
+        # Under --time-scale the room's clock runs ahead of the senders': no age check.
+        command_max_age_s=config.mqtt.command_max_age_s if args.time_scale == 1.0 else None,
         report=lambda session_id: write_report(journal, session_id, Path(args.data_dir), config),
     )
     return room, link, devices, clock

@@ -43,21 +43,23 @@ class RoomInputs(RoomCore):
 
     def _on_link_up(self, msg: ev.LinkUp) -> None:
         self.link_online = True
-        queued = self.journal.undelivered(limit=100_000)
-        for event in queued:
-            self._link.publish_event(event)
+        queued = self.journal.count_undelivered()
+        # What the broker has not acknowledged goes out again, oldest first, a batch per
+        # loop turn (tick) so that live events are not held up behind the backlog.
+        self._backlog = (1, self.journal.last_seq) if queued else None
         self._link.publish_alarms(self.alarms.current())
         if self.latest_nibp is not None:
             self._link.publish_nibp(self.latest_nibp)
         if self._offline_since is not None and self._link_was_up:
             offline = self._clock.monotonic() - self._offline_since
-            self._emit("link_restored", {"offline_s": round(offline, 3), "queued": len(queued)})
+            self._emit("link_restored", {"offline_s": round(offline, 3), "queued": queued})
         self._offline_since = None
         self._link_was_up = True
         self._dirty = True
 
     def _on_link_down(self, msg: ev.LinkDown) -> None:
         self.link_online = False
+        self._backlog = None
         self._offline_since = self._clock.monotonic()
         self._dirty = True
 
@@ -135,12 +137,24 @@ class RoomInputs(RoomCore):
         )
 
     def _resolve_tracks(self, plan: SessionPlan) -> list[str]:
-        if plan.music_mode != "music" or self._library is None:
-            return [] if plan.music_mode != "music" else _as_list(plan.playlist)
+        """The guidance track (if the plan asks for one) then the playlist (music mode)."""
+        tracks: list[str] = []
+        if plan.guidance != "none":
+            guidance = self.config.audio.guidance.get(plan.guidance)
+            if guidance is None:
+                raise InvalidPayload(f"field 'guidance': no '{plan.guidance}' track configured")
+            tracks += self._resolve("guidance", [guidance])
+        if plan.music_mode == "music":
+            tracks += self._resolve("playlist", plan.playlist)
+        return tracks
+
+    def _resolve(self, field: str, playlist: Sequence[str] | str) -> list[str]:
+        if self._library is None:
+            return _as_list(playlist)
         try:
-            return self._library.resolve(plan.playlist)
+            return self._library.resolve(playlist)
         except ValueError as exc:
-            raise InvalidPayload(f"field 'playlist': {exc}") from None
+            raise InvalidPayload(f"field '{field}': {exc}") from None
 
     def _resolve_one(self, track: str) -> str:
         if self._library is None:

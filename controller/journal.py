@@ -114,6 +114,15 @@ class Journal:
         )
         return [_event(r) for r in rows]
 
+    def undelivered_between(self, first: int, last: int, limit: int) -> list[Event]:
+        """Unacknowledged events with ``first <= seq <= last``, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, ts, session_id, type, data FROM events "
+            "WHERE delivered = 0 AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?",
+            (first, last, limit),
+        )
+        return [_event(r) for r in rows]
+
     def count_undelivered(self) -> int:
         """How many events wait for the broker."""
         return int(

@@ -26,6 +26,7 @@ from controller.inputs import RoomInputs
 from controller.models import (
     COMMANDS,
     MAX_PAYLOAD_BYTES,
+    Command,
     ErrorBody,
     Reply,
     SessionPlan,
@@ -40,8 +41,6 @@ from controller.phases import (
 
 log = logging.getLogger("roomd.core")
 
-NIBP_OVERDUE_S = 5 * 60
-"""A due blood pressure not taken within this long is a technical alarm."""
 EVENTS_REPLY_BUDGET = MAX_PAYLOAD_BYTES - 4096
 """The ``events`` reply stops adding events before it would pass the contract's 64 KiB."""
 
@@ -111,6 +110,7 @@ class Room(RoomInputs):
                 )
                 return
             command = validate_command(verb, obj)
+            self._check_fresh(command)
             if self.phase not in VERB_PHASES[verb]:
                 raise InvalidState(wrong_phase_message(verb, self.phase))
             result = getattr(self, f"_cmd_{verb}")(command)
@@ -121,6 +121,20 @@ class Room(RoomInputs):
             log.exception("command %s failed", verb)
             reply = self._reject(request_id, verb, "internal", "internal error; see the room's log")
         self._reply(msg, reply, record=bool(request_id))
+
+    def _check_fresh(self, command: Command) -> None:
+        """Refuse a command older than the configured age: a stale start_infusion must never
+        run minutes late (the broker keeps commands for a room that was briefly away)."""
+        limit = self._command_max_age_s
+        if limit is None or command.sent_at is None:
+            return
+        age = (self._clock.now() - command.sent_at).total_seconds()
+        if age > limit:
+            raise InvalidPayload(
+                f"field 'sent_at': the command is {age:.0f} s old (limit {limit:g} s); "
+                "not executed, send it again if it still applies",
+                {"age_s": round(age, 3), "limit_s": limit},
+            )
 
     def _reject(
         self, request_id: str, verb: str, code: str, message: str, details: Any = None
@@ -190,7 +204,7 @@ class Room(RoomInputs):
             "infusion_started",
             {"target_s": self.infusion_target_s, "by": cmd.by},
         )
-        if self.plan is not None and self.plan.music_mode == "music" and self.tracks:
+        if self.tracks:  # the playlist, after the guidance if any (no-music: guidance only)
             self._start_music(cmd.by)
         return {"target_s": self.infusion_target_s}
 

@@ -350,8 +350,12 @@ def test_events_published_while_offline_follow_after_reconnect(room: Harness) ->
     assert len(room.link.events) == published  # nothing goes on the wire while offline
     room.clock.advance(30)
     room.deliver(LinkUp())
+    # link_restored goes out live at once; the backlog follows, oldest first, a batch per turn.
     seqs = [e.seq for e in room.link.events[published:]]
-    assert seqs == sorted(seqs) and seqs[0] == room.link.events[published - 1].seq + 1
+    restored_seq = room.journal.last_event("link_restored").seq
+    backlog = [s for s in seqs if s != restored_seq]
+    assert backlog == sorted(backlog)
+    assert set(seqs) == set(range(room.link.events[published - 1].seq + 1, restored_seq + 1))
     restored = room.events("link_restored")[-1]
     assert restored["offline_s"] == 30.0 and restored["queued"] >= 4
     assert room.journal.count_undelivered() == 0
@@ -393,3 +397,67 @@ def test_config_overrides_from_plan(tmp_path) -> None:
     h.run(15 * 60)
     assert "infusion_completed" in h.types()
     h.close()
+
+
+def test_backlog_is_resent_in_batches_without_holding_up_live_events(room: Harness) -> None:
+    room.plan()
+    room.ok("start_session")
+    room.deliver(LinkDown())
+    for level in range(120):
+        room.ok("lights", level=level / 200)
+    before = len(room.link.events)
+    room.inbox.append(LinkUp())
+    room.room.handle(room.inbox.popleft())  # one loop turn: link_restored + the first batch
+    first_turn = room.link.events[before:]
+    assert first_turn[0].type == "link_restored"
+    assert len(first_turn) == 1 + 50
+    room.vitals()  # a live message between two turns is handled at once
+    room.drain()
+    while room.room._backlog is not None:
+        room.room.tick()
+    room.drain()
+    resent = [e.seq for e in room.link.events[before:] if e.type != "link_restored"]
+    assert resent == sorted(resent)
+    assert room.journal.count_undelivered() == 0
+
+
+def test_stale_command_is_not_executed(tmp_path) -> None:
+    from datetime import timedelta
+
+    from controller.models import iso_utc
+
+    h = Harness(tmp_path)
+    h.room._command_max_age_s = 30.0
+    h.plan()
+    old = iso_utc(h.clock.now() - timedelta(seconds=95))
+    reply = h.cmd("start_session", sent_at=old)
+    assert reply.error is not None and reply.error.code == "invalid_payload"
+    assert "95 s old" in reply.error.message
+    assert h.room.phase == "idle"
+    fresh = iso_utc(h.clock.now() - timedelta(seconds=2))
+    assert h.cmd("start_session", sent_at=fresh).ok
+    h.close()
+
+
+def test_guidance_plays_first_then_the_playlist(room: Harness) -> None:
+    room.to_infusion_running(guidance="breathing")
+    assert room.audio.calls[0] == (
+        "play",
+        (["guidance/breathing.ogg", "a.ogg", "b.ogg", "c.ogg"], 0, 0.0),
+    )
+
+
+def test_no_music_mode_plays_only_the_guidance(room: Harness) -> None:
+    room.to_infusion_running(music_mode="no_music", playlist=[], guidance="body_scan")
+    assert room.audio.calls[0] == ("play", (["guidance/body_scan.ogg"], 0, 0.0))
+    room.audio.finish()
+    room.drain()
+    room.run(40 * 60)
+    assert "debrief_ready" in room.types()
+
+
+def test_missing_guidance_file_rejects_the_plan(room: Harness) -> None:
+    room.library.missing = {"guidance/body_scan.ogg"}
+    room.plan(guidance="body_scan")
+    reasons = room.events("plan_rejected")[-1]["reasons"]
+    assert reasons == ["field 'guidance': missing music file 'guidance/body_scan.ogg'"]
