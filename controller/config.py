@@ -38,6 +38,8 @@ class RoomSection(Section):
 
     id: RoomId
     site: str = ""
+    # The Pi has no battery clock: sessions wait for NTP unless a technician overrides this.
+    allow_unsynced_clock: bool = False
 
 
 class MqttSection(Section):

@@ -11,6 +11,7 @@ import logging
 import queue
 import secrets
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Any
 from controller.clock import SystemClock
 from controller.config import Config, load_config
 from controller.errors import ConfigError, JournalError
-from controller.events import InboxMessage, Shutdown, SimAction
+from controller.events import ClockSync, InboxMessage, Shutdown, SimAction
 from controller.journal import Journal
 from controller.loop import CoreLoop
 from controller.models import Event, iso_utc, parse_utc
@@ -47,6 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="simulation only: session clocks run N times faster",
     )
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="journal and reports")
+    p.add_argument(
+        "--self-test", action="store_true", help="run the pre-first-patient checklist and exit"
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p.parse_args(argv)
 
@@ -223,6 +227,63 @@ class Devices:
                     log.exception("closing %r failed", thing)
 
 
+def clock_synchronised() -> bool | None:
+    """Whether systemd says the clock is NTP-synchronised; None when it cannot tell."""
+    if Path("/run/systemd/timesync/synchronized").exists():
+        return True
+    try:
+        out = subprocess.run(
+            ["timedatectl", "show", "--property=NTPSynchronized", "--value"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    answer = out.stdout.strip()
+    return {"yes": True, "no": False}.get(answer) if out.returncode == 0 else None
+
+
+class ClockWatch:
+    """Tells the room, now and every minute, whether the system clock is synchronised."""
+
+    def __init__(
+        self,
+        emit: Callable[[InboxMessage], None],
+        check: Callable[[], bool | None] = clock_synchronised,
+        interval_s: float = 60.0,
+    ) -> None:
+        self._emit = emit
+        self._check = check
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._last: bool | str | None = "unknown"
+        self._thread = threading.Thread(target=self._run, name="clock-watch", daemon=True)
+
+    def start(self) -> None:
+        """Check at once, then every interval."""
+        self._thread.start()
+
+    def poll(self) -> None:
+        """One check; the room hears only of changes."""
+        synced = self._check()
+        if synced != self._last:
+            self._last = synced
+            self._emit(ClockSync(synced))
+
+    def close(self) -> None:
+        """Stop checking."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        while True:
+            self.poll()
+            if self._stop.wait(self._interval):
+                return
+
+
 def _later(seconds: float, action: Callable[[], None]) -> None:
     timer = threading.Timer(seconds, action)
     timer.daemon = True
@@ -289,6 +350,18 @@ def write_report(
         return None
 
 
+def self_test(config: Config, args: argparse.Namespace) -> int:
+    """``roomd --self-test``: the room's checklist on its own devices; 0 when nothing failed."""
+    from controller.selftest import SelfTest, print_results
+
+    inbox: queue.Queue[InboxMessage] = queue.Queue()
+    devices = Devices(config, inbox.put, SystemClock(), simulate=args.simulate)
+    try:
+        return print_results(SelfTest(config, devices, inbox).run())
+    finally:
+        devices.close()
+
+
 def report_main(argv: list[str]) -> int:
     """``roomd report <session_id>``: build a session's record again from the journal."""
     from controller.report import rebuild_from_journal
@@ -343,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"{exc.path}: {problem}", file=sys.stderr)
         return 2
+    if args.self_test:
+        return self_test(config, args)
     try:
         journal = Journal(Path(args.data_dir) / "journal.sqlite")
     except JournalError as exc:
@@ -365,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     room.resume()
     devices.start()
+    # Under --simulate the machine's clock is whatever it is: the simulated room trusts it.
+    clock_watch = None if args.simulate else ClockWatch(inbox.put)
+    if clock_watch is not None:
+        clock_watch.start()
     link.start()
     notifier.notify("READY=1")
     notifier.notify(f"STATUS=room {config.room.id}: {room.phase}")
@@ -384,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         notifier.notify("STOPPING=1")
         link.stop()
+        if clock_watch is not None:
+            clock_watch.close()
         devices.close()
         journal.close()
     log.info("room %s stopped", config.room.id)

@@ -116,6 +116,13 @@ class AudioFailed:
 
 
 @dataclass(frozen=True)
+class ClockSync:
+    """Whether the system clock is synchronised (NTP); None when it cannot be told."""
+
+    synced: bool | None
+
+
+@dataclass(frozen=True)
 class SimAction:
     """A ``sim/<action>`` message (only under ``--simulate``)."""
 
@@ -144,6 +151,7 @@ InboxMessage = (
     | TrackEnded
     | PlaylistEnded
     | AudioFailed
+    | ClockSync
     | SimAction
     | Shutdown
 )

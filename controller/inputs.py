@@ -57,6 +57,18 @@ class RoomInputs(RoomCore):
         self._link_was_up = True
         self._dirty = True
 
+    def _on_clock_sync(self, msg: ev.ClockSync) -> None:
+        self.clock_synced = msg.synced is not False
+        if msg.synced is False:
+            self.alarms.raise_now(
+                "clock_unsynced",
+                kind="technical",
+                priority="medium",
+                message="The room's clock is not synchronised (NTP): timestamps may be wrong",
+            )
+        else:
+            self.alarms.clear("clock_unsynced")
+
     def _on_link_down(self, msg: ev.LinkDown) -> None:
         self.link_online = False
         self._backlog = None

@@ -75,6 +75,7 @@ class Room(RoomInputs):
             ev.TrackEnded: self._on_track_ended,
             ev.PlaylistEnded: self._on_playlist_ended,
             ev.AudioFailed: self._on_audio_failed,
+            ev.ClockSync: self._on_clock_sync,
         }
         if self._simulator is not None:
             table[ev.SimAction] = self._simulator
@@ -154,6 +155,11 @@ class Room(RoomInputs):
         self._link.publish_reply(reply, msg.response_topic, msg.correlation_data)
 
     def _cmd_start_session(self, cmd: Any) -> dict[str, Any]:
+        if not self.clock_synced and not self.config.room.allow_unsynced_clock:
+            raise InvalidState(
+                "Can't start_session: the room's clock is not synchronised (check NTP; "
+                "a technician can set [room] allow_unsynced_clock = true)"
+            )
         plan: SessionPlan | None = cmd.plan or self.pending_plan
         if plan is None:
             raise InvalidState(

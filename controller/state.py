@@ -50,6 +50,7 @@ class RoomView:
             "audio": "absent",
         }
         self.link_online = False
+        self.clock_synced = True  # until the daemon's clock check says otherwise
         self.latest_sample: VitalsSample | None = None
         self.last_valid_sample_mono: float | None = None
         self.lighting_scene = "idle"

@@ -266,3 +266,15 @@ def test_sim_incident_reaches_the_simulated_patient(
     assert devices.patient.desaturating is False
     devices.act(SimAction("incident", {"kind": "desaturation"}))
     assert devices.patient.desaturating is True
+
+
+def test_clock_watch_reports_only_changes() -> None:
+    from controller.daemon import ClockWatch
+    from controller.events import ClockSync
+
+    answers = iter([None, None, False, False, True])
+    got: list[object] = []
+    watch = ClockWatch(got.append, check=lambda: next(answers))
+    for _ in range(5):
+        watch.poll()
+    assert got == [ClockSync(None), ClockSync(False), ClockSync(True)]

@@ -461,3 +461,28 @@ def test_missing_guidance_file_rejects_the_plan(room: Harness) -> None:
     room.plan(guidance="body_scan")
     reasons = room.events("plan_rejected")[-1]["reasons"]
     assert reasons == ["field 'guidance': missing music file 'guidance/body_scan.ogg'"]
+
+
+def test_unsynchronised_clock_alarms_and_blocks_a_new_session(tmp_path) -> None:
+    from controller.events import ClockSync
+
+    h = Harness(tmp_path)
+    h.plan()
+    h.deliver(ClockSync(False))
+    assert "clock_unsynced" in [a.code for a in h.room.alarms.current()]
+    reply = h.cmd("start_session")
+    assert reply.error is not None and "not synchronised" in reply.error.message
+    h.deliver(ClockSync(True))
+    assert "clock_unsynced" not in [a.code for a in h.room.alarms.current()]
+    assert h.ok("start_session") == {"session_id": "s-001"}
+    h.close()
+
+
+def test_unsynchronised_clock_override_by_config(tmp_path) -> None:
+    from controller.events import ClockSync
+
+    h = Harness(tmp_path, make_config(room={"id": "room-1", "allow_unsynced_clock": True}))
+    h.plan()
+    h.deliver(ClockSync(False))
+    assert h.ok("start_session") == {"session_id": "s-001"}
+    h.close()
