@@ -24,7 +24,7 @@ from controller.clock import SystemClock
 from controller.config import Config, load_config
 from controller.errors import ConfigError, JournalError
 from controller.events import ClockSync, InboxMessage, Shutdown, SimAction
-from controller.journal import Journal
+from controller.journal import Journal, open_journal
 from controller.loop import CoreLoop
 from controller.models import Event, iso_utc, parse_utc
 from controller.sdnotify import Notifier
@@ -419,10 +419,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         return self_test(config, args)
     try:
-        journal = Journal(Path(args.data_dir) / "journal.sqlite")
-    except JournalError as exc:
+        journal, recovery = open_journal(Path(args.data_dir) / "journal.sqlite", datetime.now(UTC))
+    except (JournalError, OSError) as exc:
         print(f"roomd: {exc}", file=sys.stderr)
         return 1
+    if recovery is not None:
+        log.critical(
+            "journal damaged (%s): kept as %s; a new journal continues at seq %d",
+            recovery.reason,
+            recovery.damaged_file,
+            recovery.first_seq,
+        )
     inbox: queue.Queue[InboxMessage] = queue.Queue()
     notifier = Notifier()
     try:
@@ -439,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     room.resume()
+    if recovery is not None:
+        room.journal_recovered(recovery.damaged_file, recovery.last_seq, recovery.reason)
     devices.start()
     # Under --simulate the machine's clock is whatever it is: the simulated room trusts it.
     clock_watch = None if args.simulate else ClockWatch(inbox.put)

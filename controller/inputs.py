@@ -57,6 +57,20 @@ class RoomInputs(RoomCore):
         self._link_was_up = True
         self._dirty = True
 
+    def journal_recovered(self, damaged_file: str, last_seq: int | None, reason: str) -> None:
+        """Announce that the journal was damaged and a new one started (at start-up)."""
+        self._emit(
+            "journal_recovered",
+            {"damaged_file": damaged_file, "last_seq": last_seq, "reason": reason[:500]},
+        )
+        self.alarms.raise_now(
+            "journal_recovered",
+            kind="technical",
+            priority="medium",
+            message="The room's journal was damaged and set aside: the session before the "
+            "restart could not be resumed; check the room and the clinic's records",
+        )
+
     def _on_clock_sync(self, msg: ev.ClockSync) -> None:
         self.clock_synced = msg.synced is not False
         if msg.synced is False:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,9 @@ class Journal:
             )
         self._db.executescript(SCHEMA)
         row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
-        self._last_seq: int = row[0] or 0
+        base = self.get_meta("seq_base")
+        # After a recovery the new file continues the old one's numbering: seq never reused.
+        self._last_seq: int = max(row[0] or 0, int(base) - 1 if base else 0)
         self._pending_vitals = 0
 
     # --- events -------------------------------------------------------------------------
@@ -226,6 +229,53 @@ class Journal:
         if self._db.in_transaction:
             self._db.execute("COMMIT")
         self._pending_vitals = 0
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What ``open_journal`` did with a damaged journal."""
+
+    damaged_file: str
+    last_seq: int | None
+    first_seq: int
+    reason: str
+
+
+def open_journal(path: str | Path, now: datetime) -> tuple[Journal, Recovery | None]:
+    """Open the journal; a damaged one is kept aside (never deleted) and a new one started.
+
+    The new journal's first ``seq`` follows the damaged one's last readable ``seq``; when even
+    that cannot be read, it starts at the current time in milliseconds, far above any count a
+    room reaches, so a ``seq`` is still never reused.
+    """
+    path = Path(path)
+    try:
+        return Journal(path), None
+    except JournalError as exc:
+        if not path.exists():
+            raise
+        reason = str(exc)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(f"{path}{suffix}")
+        if part.exists():
+            part.rename(Path(f"{aside}{suffix}"))
+    last = _readable_last_seq(aside)
+    first = last + 1 if last is not None else int(now.timestamp() * 1000)
+    journal = Journal(path)
+    journal.set_meta("seq_base", str(first))
+    journal._last_seq = first - 1
+    return journal, Recovery(str(aside), last, first, reason)
+
+
+def _readable_last_seq(path: Path) -> int | None:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT MAX(seq) FROM events").fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+    except sqlite3.Error:
+        return None
 
 
 def _event(row: Any) -> Event:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from controller.errors import JournalError
-from controller.journal import VITALS_BATCH, Journal
+from controller.journal import VITALS_BATCH, Journal, open_journal
 
 T0 = datetime(2026, 1, 5, 9, 0, 0, 250_000, tzinfo=UTC)
 
@@ -308,3 +308,55 @@ def test_file_that_is_not_a_database_raises_journal_error(path: Path) -> None:
     with pytest.raises(JournalError) as info:
         Journal(path)
     assert "keep it" in str(info.value)
+
+
+# --- recovery of a damaged journal ----------------------------------------------------------
+
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def test_open_journal_on_a_sound_file_recovers_nothing(path: Path) -> None:
+    j, recovery = open_journal(path, NOW)
+    assert recovery is None
+    j.close()
+
+
+def test_damaged_header_is_kept_aside_and_numbering_jumps_past_any_count(path: Path) -> None:
+    j = Journal(path)
+    fill(j, 20)
+    j.close()
+    with open(path, "r+b") as fh:
+        fh.write(b"\xde\xad\xbe\xef garbage over the header " * 4)
+    j, recovery = open_journal(path, NOW)
+    assert recovery is not None
+    aside = Path(recovery.damaged_file)
+    assert aside.exists() and aside.name.startswith("journal.sqlite.damaged-20260301T120000Z")
+    assert recovery.last_seq is None  # nothing readable: the floor is the time in ms
+    assert recovery.first_seq == int(NOW.timestamp() * 1000)
+    event = j.append(NOW, None, "x", {})
+    assert event.seq == recovery.first_seq
+    j.close()
+    again = Journal(path)  # the floor survives a restart
+    assert again.append(NOW, None, "y", {}).seq == recovery.first_seq + 1
+    again.close()
+
+
+def test_damaged_pages_keep_the_readable_last_seq(path: Path) -> None:
+    j = Journal(path)
+    fill(j, 200)
+    j.close()
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:  # damage the middle of the file, not the header
+        fh.seek(size // 2)
+        fh.write(b"\x00\xff" * 2048)
+    try:
+        j, recovery = open_journal(path, NOW)
+    except JournalError:
+        pytest.fail("a damaged journal must be set aside, not stop the room")
+    if recovery is None:
+        j.close()
+        pytest.fail("the damage was not detected by the integrity check")
+    assert j.append(NOW, None, "after", {}).seq == recovery.first_seq
+    assert recovery.first_seq > 200
+    j.close()

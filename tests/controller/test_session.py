@@ -486,3 +486,11 @@ def test_unsynchronised_clock_override_by_config(tmp_path) -> None:
     h.deliver(ClockSync(False))
     assert h.ok("start_session") == {"session_id": "s-001"}
     h.close()
+
+
+def test_journal_recovery_is_announced_and_alarmed(room: Harness) -> None:
+    room.room.journal_recovered("/data/journal.sqlite.damaged-x", 812, "failed its check")
+    room.drain()
+    assert room.events("journal_recovered")[-1]["last_seq"] == 812
+    alarm = [a for a in room.room.alarms.current() if a.code == "journal_recovered"]
+    assert alarm and alarm[0].kind == "technical"
