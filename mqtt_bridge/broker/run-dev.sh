@@ -13,7 +13,7 @@ mkdir -p "$data"
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for _ in $(seq 1 20); do port_busy "$port" || break; port=$((port + 1)); done
 if port_busy "$port"; then echo "run-dev: no free port near ${PORT:-1883}" >&2; exit 1; fi
-wsport=$((port + 7000))
+wsport=$((port + 8000))
 for _ in $(seq 1 20); do port_busy "$wsport" || break; wsport=$((wsport + 1)); done
 
 {
