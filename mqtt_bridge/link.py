@@ -13,6 +13,7 @@ import os
 import ssl
 import stat
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,9 @@ from controller.ports import Emit
 from mqtt_bridge.topics import Topics
 
 log = logging.getLogger("roomd.link")
+
+EARLY_ACK_S = 5.0
+"""How long a PUBACK may wait for its publish() to return and claim it."""
 
 
 def room_client_id(room_id: str, secret: str) -> str:
@@ -78,7 +82,7 @@ class MqttLink:
         self._simulate = simulate
         self._lock = threading.Lock()
         self._pending: dict[int, int | None] = {}  # mid -> event seq (None: not an event)
-        self._early: set[int] = set()  # PUBACKs that beat publish() returning
+        self._early: dict[int, float] = {}  # PUBACKs that beat publish() returning -> when
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"roomd-{topics.room_id}",
@@ -177,15 +181,23 @@ class MqttLink:
         except (ValueError, RuntimeError) as exc:  # e.g. a response topic with wildcards
             log.warning("publish to %s refused: %s", topic, exc)
             return
-        if info.rc == mqtt.MQTT_ERR_NO_CONN:
-            return  # the journal keeps events; everything else is republished on reconnect
+        if info.rc == mqtt.MQTT_ERR_NO_CONN and qos == 0:
+            return  # dropped: QoS 0 is never queued, and will never be acknowledged
+        # (A QoS 1 message refused for want of a connection is queued by paho and sent after
+        # the reconnect: its PUBACK still counts. The journal re-sends events anyway.)
         delivered = False
+        now = time.monotonic()
         with self._lock:
-            if info.mid in self._early:
-                self._early.discard(info.mid)
+            early = self._early.pop(info.mid, None)
+            if early is not None and now - early <= EARLY_ACK_S:
                 delivered = seq is not None
             else:
                 self._pending[info.mid] = seq
+            # An acknowledgement nobody claimed soon is stale; kept, it could pass for the
+            # PUBACK of a later message once paho's 16-bit message ids wrap round.
+            for mid, at in list(self._early.items()):
+                if now - at > EARLY_ACK_S:
+                    del self._early[mid]
         if delivered and seq is not None:
             self._emit(EventDelivered(seq))
 
@@ -196,7 +208,7 @@ class MqttLink:
             if mid in self._pending:
                 seq = self._pending.pop(mid)
             else:
-                self._early.add(mid)
+                self._early[mid] = time.monotonic()
                 return
         if seq is not None and not getattr(reason, "is_failure", False):
             self._emit(EventDelivered(seq))
@@ -211,10 +223,7 @@ class MqttLink:
         if self._simulate:
             subs.append((self._topics.sim, 0))
         client.subscribe(subs)
-        client.publish(self._topics.status, b"online", qos=1, retain=True)
-        with self._lock:
-            self._pending.clear()  # whatever was in flight is re-sent from the journal
-            self._early.clear()
+        self._publish(self._topics.status, b"online", 1, True)
         log.info("connected to %s:%s", self._section.host, self._section.port)
         self._emit(LinkUp())
 

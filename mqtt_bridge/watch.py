@@ -35,6 +35,8 @@ class RoomScreen:
             body = json.loads(payload)
         except ValueError:
             return
+        if not isinstance(body, dict):
+            return  # not a payload of the contract: the screen stays as it was
         if leaf == "state":
             self.state = body
         elif leaf == "vitals":
