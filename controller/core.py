@@ -95,7 +95,7 @@ class RoomCore(RoomView):
         self._heartbeat_s = heartbeat_s
         self._listeners = list(listeners)
         self._simulator = simulator
-        self._backlog: tuple[int, int] | None = None  # (first, last) seq still to re-send
+        self._backlog: int | None = None  # the first seq still to re-send after a reconnect
         self._command_max_age_s = command_max_age_s  # None: sent_at not checked
         self._report = report  # writes a session's record; None when it could not
         self.devices.update(devices or {})
@@ -156,8 +156,8 @@ class RoomCore(RoomView):
         sid = session_id or self.session_id
         event = self.journal.append(self._clock.now(), sid, type_, data)
         self.apply(event)
-        if self.link_online:
-            self._link.publish_event(event)
+        if self.link_online and self._backlog is None:
+            self._link.publish_event(event)  # else it goes out in seq order with the backlog
         self._dirty = True
         if type_.startswith("alarm_"):
             self._alarms_dirty = True
@@ -239,7 +239,7 @@ class RoomCore(RoomView):
             check_vitals(
                 result,
                 now=self._clock.now(),
-                nibp=self.latest_nibp,
+                nibp=self.current_nibp(),
                 nibp_max_age_s=self.protocol.baseline_max_age_minutes * 60,
                 sample=vitals,
                 sample_max_age_s=max_age,
@@ -387,11 +387,12 @@ class RoomCore(RoomView):
     def _send_backlog(self) -> None:
         if self._backlog is None or not self.link_online:
             return
-        first, last = self._backlog
-        batch = self.journal.undelivered_between(first, last, RESEND_BATCH)
+        # Up to the newest seq, not the one at reconnect: events emitted meanwhile were held
+        # back so that everything goes out in seq order.
+        batch = self.journal.undelivered_between(self._backlog, self.journal.last_seq, RESEND_BATCH)
         for event in batch:
             self._link.publish_event(event)
-        self._backlog = (batch[-1].seq + 1, last) if len(batch) == RESEND_BATCH else None
+        self._backlog = batch[-1].seq + 1 if len(batch) == RESEND_BATCH else None
 
     # === outputs ========================================================================
 
@@ -464,8 +465,15 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
         raise InvalidPayload(f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
     try:
         obj = json.loads(payload.decode("utf-8"))
+        # JSON may escape lone surrogates ("\ud800") that no UTF-8 file or topic can carry:
+        # refused here, they would otherwise poison the journal and the outbox.
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidPayload(f"payload is not UTF-8 JSON ({exc})") from None
+    except UnicodeEncodeError:
+        raise InvalidPayload("payload has an invalid Unicode escape (a lone surrogate)") from None
+    except RecursionError:
+        raise InvalidPayload("payload is nested too deeply") from None
     if not isinstance(obj, dict):
         raise InvalidPayload(f"payload must be a JSON object, not {type(obj).__name__}")
     return obj

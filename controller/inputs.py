@@ -46,7 +46,7 @@ class RoomInputs(RoomCore):
         queued = self.journal.count_undelivered()
         # What the broker has not acknowledged goes out again, oldest first, a batch per
         # loop turn (tick) so that live events are not held up behind the backlog.
-        self._backlog = (1, self.journal.last_seq) if queued else None
+        self._backlog = 1 if queued else None
         self._link.publish_alarms(self.alarms.current())
         if self.latest_nibp is not None:
             self._link.publish_nibp(self.latest_nibp)
@@ -92,6 +92,7 @@ class RoomInputs(RoomCore):
     def _on_vitals(self, msg: ev.VitalsArrived) -> None:
         sample = msg.sample
         self.latest_sample = sample
+        self.latest_sample_mono = self._clock.monotonic()
         if sample.spo2 is not None or sample.hr is not None:
             self.last_valid_sample_mono = self._clock.monotonic()
         self.journal.record_vitals(sample.ts, self.session_id, "sample", sample.model_dump_json())

@@ -36,6 +36,7 @@ class CoreLoop:
 
     def run(self) -> None:
         """Handle messages and timers until shut down; a journal failure is fatal."""
+        failures = 0
         while True:
             wait = self._clock.real_seconds(self._room.next_deadline() - self._clock.monotonic())
             try:
@@ -53,7 +54,12 @@ class CoreLoop:
             except JournalError:
                 raise  # without its journal the room must not pretend to work: systemd restarts it
             except Exception:  # one bad message must not take the room down
-                log.exception("core failed handling %r", message)
+                failures += 1
+                # A fault that repeats every turn must not flood the log (and fill the disk).
+                if failures <= 5 or failures % 1000 == 0:
+                    log.exception("core failed handling %r (failure %d)", message, failures)
+            else:
+                failures = 0
             took = time.monotonic() - started
             if took > 0.5:
                 log.warning("core loop took %.3f s on %r", took, type(message).__name__)

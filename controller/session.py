@@ -121,7 +121,10 @@ class Room(RoomInputs):
         except Exception:  # a bug must not stop the room; say so and keep the room running
             log.exception("command %s failed", verb)
             reply = self._reject(request_id, verb, "internal", "internal error; see the room's log")
-        self._reply(msg, reply, record=bool(request_id))
+        try:
+            self._reply(msg, reply, record=bool(request_id))
+        except Exception:  # the command is decided and journaled; a failed reply must not jam
+            log.exception("reply to %s could not be sent", verb)
 
     def _check_fresh(self, command: Command) -> None:
         """Refuse a command older than the configured age: a stale start_infusion must never

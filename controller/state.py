@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from controller.alarms import AlarmEngine
 from controller.config import Config, ProtocolSection
@@ -26,6 +26,8 @@ from controller.models import (
 from controller.phases import GateResult
 from controller.ports import Clock
 from controller.timers import Timers
+
+T = TypeVar("T", VitalsSample, NibpReading)
 
 
 class RoomView:
@@ -50,8 +52,11 @@ class RoomView:
             "audio": "absent",
         }
         self.link_online = False
+        # A call belongs to the room: a patient may call before the session starts.
+        self.call = "idle"
         self.clock_synced = True  # until the daemon's clock check says otherwise
         self.latest_sample: VitalsSample | None = None
+        self.latest_sample_mono: float | None = None
         self.last_valid_sample_mono: float | None = None
         self.lighting_scene = "idle"
         self.lighting_level = 0.0
@@ -85,11 +90,12 @@ class RoomView:
         self.speakers_volume = self.config.audio.speakers_volume
         self.debrief_ready_sent = False
         self.emergency_declared = False
-        self.call = "idle"
         self.checkin_done = True
         self.manual_spo2_hr: tuple[datetime, int | None, int | None] | None = None
         # A reading belongs to the patient it was taken on: never to the next one's gate.
         self.latest_nibp: NibpReading | None = None
+        self.latest_nibp_mono: float | None = None
+        self.manual_mono = float("-inf")
 
     # --- the fold ---------------------------------------------------------------------
 
@@ -168,6 +174,7 @@ class RoomView:
             case "checkin_recorded":
                 self.checkin_done = True
             case "nibp_result":
+                self.latest_nibp_mono = self._mono_at(ts)
                 self.latest_nibp = NibpReading(
                     ts=ts,
                     sys=data["sys"],
@@ -178,6 +185,7 @@ class RoomView:
                 )
             case "vitals_recorded":
                 if "sys" in data:
+                    self.latest_nibp_mono = self._mono_at(ts)
                     self.latest_nibp = NibpReading(
                         ts=ts,
                         sys=data["sys"],
@@ -189,6 +197,7 @@ class RoomView:
                     )
                 if "spo2" in data or "hr" in data:
                     self.manual_spo2_hr = (ts, data.get("spo2"), data.get("hr"))
+                    self.manual_mono = self._mono_at(ts)
             case "lighting_changed":
                 self.lighting_scene = data["scene"]
                 self.lighting_level = data["level"]
@@ -225,12 +234,27 @@ class RoomView:
         return not self.checkin_done
 
     def current_vitals(self) -> VitalsSample | None:
-        """The oximeter's latest sample, or a recent manual SpO2/HR when it is newer."""
-        sample = self.latest_sample
+        """The oximeter's latest sample, or a recent manual SpO2/HR when it is newer.
+
+        Its ``ts`` is re-stated as now minus its monotonic age, so a wall-clock step can
+        neither freshen nor age a reading.
+        """
+        sample, at = self.latest_sample, self.latest_sample_mono
         manual = self.manual_spo2_hr
-        if manual is not None and (sample is None or manual[0] > sample.ts):
-            return VitalsSample(ts=manual[0], spo2=manual[1], hr=manual[2], source="manual")
-        return sample
+        if manual is not None and (at is None or self.manual_mono > at):
+            sample = VitalsSample(ts=manual[0], spo2=manual[1], hr=manual[2], source="manual")
+            at = self.manual_mono
+        return None if sample is None or at is None else self._aged(sample, at)
+
+    def current_nibp(self) -> NibpReading | None:
+        """The latest blood pressure, its ``ts`` re-stated by monotonic age (see above)."""
+        if self.latest_nibp is None or self.latest_nibp_mono is None:
+            return self.latest_nibp
+        return self._aged(self.latest_nibp, self.latest_nibp_mono)
+
+    def _aged(self, reading: T, at_mono: float) -> T:
+        age = self._clock.monotonic() - at_mono
+        return reading.model_copy(update={"ts": self._clock.now() - timedelta(seconds=age)})
 
     # --- the retained state -----------------------------------------------------------
 
