@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import queue
 import secrets
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
 from controller.clock import SystemClock
 from controller.config import Config, load_config
@@ -32,8 +34,42 @@ from controller.session import Room
 
 log = logging.getLogger("roomd")
 
+FAILURE_SIGNAL_S = 5.0
+"""How long the buzzer sounds the failure pattern before a failed daemon exits."""
 DEFAULT_CONFIG = "/etc/roomd/roomd.toml"
 DEFAULT_DATA_DIR = "/var/lib/roomd"
+
+
+class JournaldFormatter(logging.Formatter):
+    """Lines for systemd's journal: a syslog priority prefix journald turns into the entry's
+    level (journalctl -p warning), the logger, the message; journald adds the time."""
+
+    PRIORITY: ClassVar[dict[str, int]] = {
+        "CRITICAL": 2,
+        "ERROR": 3,
+        "WARNING": 4,
+        "INFO": 6,
+        "DEBUG": 7,
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One journal line per record (tracebacks indented on the following lines)."""
+        prefix = f"<{self.PRIORITY.get(record.levelname, 6)}>"
+        return prefix + super().format(record).replace("\n", "\n" + prefix + "  ")
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr: journal-ready under systemd, timestamped on a terminal.
+
+    Nothing the room logs carries a secret or a patient identifier: passwords never reach the
+    log, and patients appear only as the clinic's pseudonym (patient_ref), if at all.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(JournaldFormatter("%(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -401,11 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["report"]:
         return report_main(argv[1:])
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(args.log_level)
     try:
         config = load_config(args.config)
         if args.time_scale != 1.0 and not args.simulate:
@@ -469,6 +501,9 @@ def main(argv: list[str] | None = None) -> int:
     except JournalError as exc:
         log.critical("journal failure, stopping: %s", exc)
         code = 1
+        # The room's own failure signal, for whoever is in the room; systemd restarts us.
+        devices.buzzer.annunciate("failure")
+        time.sleep(FAILURE_SIGNAL_S)
     finally:
         notifier.notify("STOPPING=1")
         link.stop()
