@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -48,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="roomctl",
         description="Drive a treatment room over MQTT. VERB is a command of the contract "
-        "(args as key=value), or: plan FILE, watch, events --since N.",
+        "(args as key=value), or: plan FILE, watch, events --since N, report SESSION_ID.",
     )
     p.add_argument("--host", default=os.environ.get("ROOMCTL_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("ROOMCTL_PORT", "1883")))
@@ -62,6 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--since", type=int, default=1, help="events: first seq")
     p.add_argument("--for", dest="duration", type=float, default=None, help="watch: stop after")
     p.add_argument("--plan", default=None, help="start_session: a plan JSON file")
+    p.add_argument("--out", default="reports", help="report: the folder to write into")
     p.add_argument("verb")
     p.add_argument("args", nargs="*")
     return p.parse_args(argv)
@@ -188,29 +190,98 @@ def run_command(ns: argparse.Namespace) -> int:
     return EXIT_ERROR
 
 
+def fetch_events(client: Client, ns: argparse.Namespace, since: int) -> list[dict[str, Any]]:
+    """The journal from ``since``, page by page (each reply stays under 64 KiB).
+
+    Raises TimeoutError when the room stops answering, RuntimeError on an error reply.
+    """
+    out: list[dict[str, Any]] = []
+    while True:
+        payload = {"request_id": uuid.uuid4().hex[:16], "by": ns.by, "since_seq": since}
+        reply = client.request("events", payload, ns.timeout)
+        if reply is None:
+            raise TimeoutError(f"no reply from {ns.room}")
+        if not reply.get("ok"):
+            raise RuntimeError(f"{reply['error']['code']}: {reply['error']['message']}")
+        events = reply["result"]["events"]
+        out += events
+        if not events or events[-1]["seq"] >= reply["result"]["last_seq"]:
+            return out
+        since = events[-1]["seq"] + 1
+
+
 def run_events(ns: argparse.Namespace) -> int:
-    """Print the journal from ``--since`` as JSON lines, fetching page by page."""
+    """Print the journal from ``--since`` as JSON lines."""
     client = Client(ns)
-    since = ns.since
     with client.session([client.topics.replies], ns.timeout) as ok:
         if not ok:
             print(f"roomctl: cannot reach the broker at {ns.host}:{ns.port}", file=sys.stderr)
             return EXIT_TIMEOUT
-        while True:
-            payload = {"request_id": uuid.uuid4().hex[:16], "by": ns.by, "since_seq": since}
-            reply = client.request("events", payload, ns.timeout)
-            if reply is None:
-                print(f"roomctl: no reply from {ns.room}", file=sys.stderr)
-                return EXIT_TIMEOUT
-            if not reply.get("ok"):
-                print(f"{reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
-                return EXIT_ERROR
-            events = reply["result"]["events"]
-            for event in events:
-                print(json.dumps(event, separators=(",", ":")))
-            if not events or events[-1]["seq"] >= reply["result"]["last_seq"]:
-                return EXIT_OK
-            since = events[-1]["seq"] + 1
+        try:
+            events = fetch_events(client, ns, ns.since)
+        except TimeoutError as exc:
+            print(f"roomctl: {exc}", file=sys.stderr)
+            return EXIT_TIMEOUT
+        except RuntimeError as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_ERROR
+    for event in events:
+        print(json.dumps(event, separators=(",", ":")))
+    return EXIT_OK
+
+
+def run_report(ns: argparse.Namespace) -> int:
+    """Fetch a session's events over MQTT and build its record in ``--out``/<session_id>.
+
+    The room's own record (under its data directory) also has the 1 Hz SpO2/HR series, which
+    are not journal events; docs/deploy.md says how to copy it.
+    """
+    from controller.models import Event
+    from controller.report import build_report, report_dir
+
+    if len(ns.args) != 1:
+        print("roomctl: report takes one argument: the session id", file=sys.stderr)
+        return EXIT_USAGE
+    session_id = ns.args[0]
+    client = Client(ns)
+    with client.session([client.topics.replies], ns.timeout) as ok:
+        if not ok:
+            print(f"roomctl: cannot reach the broker at {ns.host}:{ns.port}", file=sys.stderr)
+            return EXIT_TIMEOUT
+        try:
+            events = [Event.model_validate(e) for e in fetch_events(client, ns, 1)]
+        except TimeoutError as exc:
+            print(f"roomctl: {exc}", file=sys.stderr)
+            return EXIT_TIMEOUT
+        except RuntimeError as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_ERROR
+    session = [e for e in events if e.session_id == session_id]
+    if not any(e.type == "session_started" for e in session):
+        print(f"roomctl: room {ns.room} has no session {session_id!r}", file=sys.stderr)
+        return EXIT_ERROR
+    readings = [
+        (e.model_dump(mode="json")["ts"], "nibp", json.dumps(_reading(e)))
+        for e in session
+        if e.type == "nibp_result" or (e.type == "vitals_recorded" and "sys" in e.data)
+    ]
+    ready = build_report(session, readings, report_dir(Path(ns.out), session_id), room_id=ns.room)
+    print(ready["path"])
+    return EXIT_OK
+
+
+def _reading(event: Any) -> dict[str, Any]:
+    d = event.data
+    mean = d.get("map", round((d["sys"] + 2 * d["dia"]) / 3))
+    return {
+        "ts": event.model_dump(mode="json")["ts"],
+        "sys": d["sys"],
+        "dia": d["dia"],
+        "map": mean,
+        "hr": d.get("hr"),
+        "source": d.get("source", "manual"),
+        "by": d.get("by"),
+    }
 
 
 def run_plan(ns: argparse.Namespace) -> int:
@@ -246,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_plan(ns)
     if ns.verb == "events" and not ns.args:
         return run_events(ns)
+    if ns.verb == "report":
+        return run_report(ns)
     return run_command(ns)
 
 

@@ -98,6 +98,33 @@ def test_whole_session_over_mqtt(make_room, broker: Broker) -> None:
     )
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert rebuilt.stdout.strip() == str(report)
+    # roomctl fetches the session's events over MQTT and builds the record where it runs.
+    fetched = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mqtt_bridge.roomctl",
+            "--port",
+            str(broker.port),
+            "--by",
+            "dr-t",
+            "--room",
+            "room-e2e",
+            "--out",
+            str(room.workdir / "fetched"),
+            "report",
+            "e2e-1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert fetched.returncode == 0, fetched.stderr
+    local = Path(fetched.stdout.strip())
+    assert local.is_file() and local.is_relative_to(room.workdir / "fetched")
+    summary = json.loads((local.parent / "session.json").read_text())
+    ours = json.loads((report.parent / "session.json").read_text())
+    assert summary["infusion"] == ours["infusion"]
 
     events = probe.events()
     assert_contiguous(events)
