@@ -330,7 +330,7 @@ def build_room(
     config: Config,
     args: argparse.Namespace,
     journal: Journal,
-    inbox: queue.Queue[InboxMessage],
+    inbox: queue.SimpleQueue[InboxMessage],
 ) -> tuple[Room, Any, Devices, SystemClock]:
     """Wire the adapters to the core's ports."""
     from mqtt_bridge.link import MqttLink, room_client_id
@@ -390,7 +390,7 @@ def self_test(config: Config, args: argparse.Namespace) -> int:
     """``roomd --self-test``: the room's checklist on its own devices; 0 when nothing failed."""
     from controller.selftest import SelfTest, print_results
 
-    inbox: queue.Queue[InboxMessage] = queue.Queue()
+    inbox: queue.SimpleQueue[InboxMessage] = queue.SimpleQueue()
     devices = Devices(config, inbox.put, SystemClock(), simulate=args.simulate)
     try:
         return print_results(SelfTest(config, devices, inbox).run())
@@ -462,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             recovery.damaged_file,
             recovery.first_seq,
         )
-    inbox: queue.Queue[InboxMessage] = queue.Queue()
+    # SimpleQueue: its put() is safe in a signal handler (Queue's lock could deadlock there).
+    inbox: queue.SimpleQueue[InboxMessage] = queue.SimpleQueue()
     notifier = Notifier()
     try:
         room, link, devices, clock = build_room(config, args, journal, inbox)

@@ -24,7 +24,7 @@ class CoreLoop:
     def __init__(
         self,
         room: Room,
-        inbox: queue.Queue[InboxMessage],
+        inbox: queue.SimpleQueue[InboxMessage] | queue.Queue[InboxMessage],
         clock: Clock,
         *,
         alive: Callable[[], None] | None = None,

@@ -26,7 +26,7 @@ class SelfTest:
 
     config: Config
     devices: Any
-    inbox: queue.Queue[ev.InboxMessage]
+    inbox: queue.SimpleQueue[ev.InboxMessage]
     wait_s: float = 10.0
     _history: list[ev.InboxMessage] = field(default_factory=list)
 
