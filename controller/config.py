@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from controller.errors import ConfigError
-from controller.models import AlarmLimit, Phase
+from controller.models import AlarmLimit
 
 RoomId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
 
@@ -273,17 +273,3 @@ def load_config(path: str | Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(name, [f"not valid TOML: {exc}"]) from None
     return parse_config(data, name)
-
-
-PHASE_SCENE_KEYS: tuple[Phase, ...] = (
-    "idle",
-    "check_in",
-    "integration",
-    "intentions",
-    "pre_infusion",
-    "infusion",
-    "debrief",
-    "preparation",
-    "discharge",
-    "ended",
-)

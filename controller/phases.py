@@ -8,6 +8,7 @@ clinician what to do instead.
 from __future__ import annotations
 
 import itertools
+import typing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -15,18 +16,8 @@ from typing import Final
 from controller.config import AlarmsSection
 from controller.models import NibpReading, Phase, VitalsSample
 
-PHASES: Final[tuple[Phase, ...]] = (
-    "idle",
-    "check_in",
-    "integration",
-    "intentions",
-    "pre_infusion",
-    "infusion",
-    "debrief",
-    "preparation",
-    "discharge",
-    "ended",
-)
+PHASES: Final[tuple[Phase, ...]] = typing.get_args(Phase)
+"""The phases in session order (the order ``models.Phase`` declares them in)."""
 ACTIVE: Final[frozenset[Phase]] = frozenset(PHASES[1:-1])
 """Phases with a patient in the room."""
 

@@ -5,17 +5,8 @@ Each records what the core asked of it and has simulation verbs that act like th
 
 from __future__ import annotations
 
-import threading
-
-from controller.events import (
-    CallHeld,
-    CallPressed,
-    DeviceChanged,
-    NibpCompleted,
-    NibpFailed,
-    VitalsArrived,
-)
-from controller.models import NibpReading, VitalsSample
+from controller.events import CallHeld, CallPressed, NibpCompleted, NibpFailed
+from controller.models import NibpReading
 from controller.ports import Annunciation, Clock, Emit, LampMode
 
 
@@ -111,81 +102,3 @@ class FakeNibp:
         """Complete the measurement with an error."""
         self.measuring = False
         self._emit(NibpFailed(code))
-
-
-class SimulatedOximeter:
-    """A stand-in oximeter for ``--simulate``: a 1 Hz thread of plausible samples.
-
-    Incidents (``incident(kind)``) change what it reports: desaturation, sensor_off, unplug
-    (reports the device lost and goes quiet), recover.
-    """
-
-    def __init__(self, emit: Emit, clock: Clock, *, interval_s: float = 1.0) -> None:
-        self._emit = emit
-        self._clock = clock
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.mode = "normal"
-        self._n = 0
-
-    def start(self) -> None:
-        """Begin reporting."""
-        self._emit(DeviceChanged("oximeter", "ok"))
-        self._thread = threading.Thread(target=self._run, name="sim-oximeter", daemon=True)
-        self._thread.start()
-
-    def incident(self, kind: str) -> None:
-        """Change what the simulated patient and sensor do."""
-        if kind == "unplug":
-            self._emit(DeviceChanged("oximeter", "lost", "simulated unplug"))
-        elif kind == "recover" and self.mode == "unplug":
-            self._emit(DeviceChanged("oximeter", "ok"))
-        self.mode = "normal" if kind == "recover" else kind
-
-    def sample(self) -> VitalsSample | None:
-        """The next sample (None while unplugged)."""
-        self._n += 1
-        wobble = (self._n % 5) - 2
-        now = self._clock.now()
-        if self.mode == "unplug":
-            return None
-        if self.mode == "sensor_off":
-            return VitalsSample(ts=now, source="simulated", quality="sensor_off")
-        spo2 = 84 + wobble % 2 if self.mode == "desaturation" else 97 + (wobble > 0)
-        return VitalsSample(ts=now, spo2=spo2, hr=72 + wobble, pi=2.4, source="simulated")
-
-    def close(self) -> None:
-        """Stop reporting."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            sample = self.sample()
-            if sample is not None:
-                self._emit(VitalsArrived(sample))
-
-
-class SimulatedNibp(FakeNibp):
-    """A stand-in NIBP module for ``--simulate`` that completes each measurement by itself."""
-
-    def __init__(self, emit: Emit, clock: Clock, *, delay_s: float = 1.0) -> None:
-        super().__init__(emit, clock, source="simulated")
-        self._delay = delay_s
-        self.hypertension = False
-
-    def start_measurement(self) -> None:
-        """Begin a measurement that finishes after the delay (real seconds)."""
-        super().start_measurement()
-        timer = threading.Timer(self._delay, self._complete)
-        timer.daemon = True
-        timer.start()
-
-    def _complete(self) -> None:
-        if self.measuring:
-            if self.hypertension:
-                self.finish(192, 114, 96)
-            else:
-                self.finish(124 + self.started % 7, 78 + self.started % 5, 72)

@@ -210,21 +210,28 @@ def fetch_events(client: Client, ns: argparse.Namespace, since: int) -> list[dic
         since = events[-1]["seq"] + 1
 
 
-def run_events(ns: argparse.Namespace) -> int:
-    """Print the journal from ``--since`` as JSON lines."""
+def fetch_journal(ns: argparse.Namespace, since: int) -> list[dict[str, Any]] | int:
+    """The room's journal from ``since``, or the exit code (and message) when it failed."""
     client = Client(ns)
     with client.session([client.topics.replies], ns.timeout) as ok:
         if not ok:
             print(f"roomctl: cannot reach the broker at {ns.host}:{ns.port}", file=sys.stderr)
             return EXIT_TIMEOUT
         try:
-            events = fetch_events(client, ns, ns.since)
+            return fetch_events(client, ns, since)
         except TimeoutError as exc:
             print(f"roomctl: {exc}", file=sys.stderr)
             return EXIT_TIMEOUT
         except RuntimeError as exc:
             print(str(exc), file=sys.stderr)
             return EXIT_ERROR
+
+
+def run_events(ns: argparse.Namespace) -> int:
+    """Print the journal from ``--since`` as JSON lines."""
+    events = fetch_journal(ns, ns.since)
+    if isinstance(events, int):
+        return events
     for event in events:
         print(json.dumps(event, separators=(",", ":")))
     return EXIT_OK
@@ -243,20 +250,10 @@ def run_report(ns: argparse.Namespace) -> int:
         print("roomctl: report takes one argument: the session id", file=sys.stderr)
         return EXIT_USAGE
     session_id = ns.args[0]
-    client = Client(ns)
-    with client.session([client.topics.replies], ns.timeout) as ok:
-        if not ok:
-            print(f"roomctl: cannot reach the broker at {ns.host}:{ns.port}", file=sys.stderr)
-            return EXIT_TIMEOUT
-        try:
-            events = [Event.model_validate(e) for e in fetch_events(client, ns, 1)]
-        except TimeoutError as exc:
-            print(f"roomctl: {exc}", file=sys.stderr)
-            return EXIT_TIMEOUT
-        except RuntimeError as exc:
-            print(str(exc), file=sys.stderr)
-            return EXIT_ERROR
-    session = [e for e in events if e.session_id == session_id]
+    journal = fetch_journal(ns, 1)
+    if isinstance(journal, int):
+        return journal
+    session = [Event.model_validate(e) for e in journal if e["session_id"] == session_id]
     if not any(e.type == "session_started" for e in session):
         print(f"roomctl: room {ns.room} has no session {session_id!r}", file=sys.stderr)
         return EXIT_ERROR
