@@ -21,7 +21,6 @@ from controller.alarms import AlarmEngine
 from controller.config import AlarmsSection, Config, ProtocolSection
 from controller.errors import (
     CommandError,
-    GateNotMet,
     InvalidPayload,
 )
 from controller.journal import Journal
@@ -36,8 +35,6 @@ from controller.models import (
 )
 from controller.phases import (
     ACTIVE,
-    GateResult,
-    check_vitals,
 )
 from controller.ports import (
     Annunciator,
@@ -105,6 +102,10 @@ class RoomCore(RoomView):
         self._last_state_at: float | None = None
         self._offline_since: float | None = self._clock.monotonic()
         self._annunciating = "off"
+
+    def add_listener(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener`` with every event after it is journaled and applied."""
+        self._listeners.append(listener)
 
     # === the loop's entry points ========================================================
 
@@ -221,46 +222,6 @@ class RoomCore(RoomView):
                 pass
 
     # === gates and phases ===============================================================
-
-    def gate(self, name: str) -> GateResult:
-        """Evaluate a gate as things stand now."""
-        result = GateResult(name)
-        if name == "safety":
-            for item in ("readiness", "consent"):
-                if item not in self.confirmed:
-                    result.unmet[item] = f"{item} not confirmed by a clinician"
-        if name in ("safety", "discharge"):
-            vitals = self.current_vitals()
-            manual = vitals is not None and vitals.source == "manual"
-            # A hand-measured SpO2/HR stays valid as long as a baseline NIBP would.
-            max_age = (
-                self.protocol.baseline_max_age_minutes * 60 if manual else self.alarm_limits.stale_s
-            )
-            check_vitals(
-                result,
-                now=self._clock.now(),
-                nibp=self.current_nibp(),
-                nibp_max_age_s=self.protocol.baseline_max_age_minutes * 60,
-                sample=vitals,
-                sample_max_age_s=max_age,
-                limits=self.alarm_limits,
-            )
-        return result
-
-    def _pass_gate(self, name: str | None, cmd: Any) -> None:
-        if name is not None:
-            self._check_gate(self.gate(name), cmd)
-
-    def _check_gate(self, result: GateResult, cmd: Any) -> None:
-        override = getattr(cmd, "override", None)
-        data: dict[str, Any] = {"gate": result.gate, "met": result.met, "unmet": list(result.unmet)}
-        if not result.met:
-            data["reasons"] = result.unmet
-        if not result.met and override is not None:
-            data["override"] = {"reason": override.reason, "by": cmd.by}
-        self._emit("gate_checked", data)
-        if not result.met and override is None:
-            raise GateNotMet(result.message(), {"gate": result.gate, "unmet": result.unmet})
 
     def _enter_phase(self, target: Phase, by: str) -> None:
         previous = self.phase

@@ -478,6 +478,13 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    room.add_listener(
+        lambda event: (
+            notifier.notify(f"STATUS=room {config.room.id}: {event.data['to']}")
+            if event.type == "phase_changed"
+            else None
+        )
+    )
     room.resume()
     if recovery is not None:
         room.journal_recovered(recovery.damaged_file, recovery.last_seq, recovery.reason)

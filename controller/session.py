@@ -18,6 +18,7 @@ from controller.core import parse_json_object, validate_command
 from controller.errors import (
     CommandError,
     DeviceUnavailable,
+    GateNotMet,
     InvalidPayload,
     InvalidState,
     UnknownVerb,
@@ -36,6 +37,7 @@ from controller.phases import (
     NEXT,
     VERB_PHASES,
     GateResult,
+    check_vitals,
     wrong_phase_message,
 )
 
@@ -156,6 +158,48 @@ class Room(RoomInputs):
         if record:
             self.journal.record_reply(reply.request_id, reply.to_json().decode())
         self._link.publish_reply(reply, msg.response_topic, msg.correlation_data)
+
+    # === gates ===========================================================================
+
+    def gate(self, name: str) -> GateResult:
+        """Evaluate a gate as things stand now."""
+        result = GateResult(name)
+        if name == "safety":
+            for item in ("readiness", "consent"):
+                if item not in self.confirmed:
+                    result.unmet[item] = f"{item} not confirmed by a clinician"
+        if name in ("safety", "discharge"):
+            vitals = self.current_vitals()
+            manual = vitals is not None and vitals.source == "manual"
+            # A hand-measured SpO2/HR stays valid as long as a baseline NIBP would.
+            max_age = (
+                self.protocol.baseline_max_age_minutes * 60 if manual else self.alarm_limits.stale_s
+            )
+            check_vitals(
+                result,
+                now=self._clock.now(),
+                nibp=self.current_nibp(),
+                nibp_max_age_s=self.protocol.baseline_max_age_minutes * 60,
+                sample=vitals,
+                sample_max_age_s=max_age,
+                limits=self.alarm_limits,
+            )
+        return result
+
+    def _pass_gate(self, name: str | None, cmd: Any) -> None:
+        if name is not None:
+            self._check_gate(self.gate(name), cmd)
+
+    def _check_gate(self, result: GateResult, cmd: Any) -> None:
+        override = getattr(cmd, "override", None)
+        data: dict[str, Any] = {"gate": result.gate, "met": result.met, "unmet": list(result.unmet)}
+        if not result.met:
+            data["reasons"] = result.unmet
+        if not result.met and override is not None:
+            data["override"] = {"reason": override.reason, "by": cmd.by}
+        self._emit("gate_checked", data)
+        if not result.met and override is None:
+            raise GateNotMet(result.message(), {"gate": result.gate, "unmet": result.unmet})
 
     def _cmd_start_session(self, cmd: Any) -> dict[str, Any]:
         if not self.clock_synced and not self.config.room.allow_unsynced_clock:
