@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import queue
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -20,17 +18,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, ClassVar
+from typing import Any
 
 from controller.clock import SystemClock
 from controller.config import Config, load_config
 from controller.errors import ConfigError, JournalError
-from controller.events import ClockSync, InboxMessage, Shutdown, SimAction
+from controller.events import InboxMessage, Shutdown, SimAction
 from controller.journal import Journal, open_journal
 from controller.loop import CoreLoop
 from controller.models import Event, iso_utc, parse_utc
 from controller.sdnotify import Notifier
 from controller.session import Room
+from controller.system import ClockWatch, setup_logging
 
 log = logging.getLogger("roomd")
 
@@ -38,38 +37,6 @@ FAILURE_SIGNAL_S = 5.0
 """How long the buzzer sounds the failure pattern before a failed daemon exits."""
 DEFAULT_CONFIG = "/etc/roomd/roomd.toml"
 DEFAULT_DATA_DIR = "/var/lib/roomd"
-
-
-class JournaldFormatter(logging.Formatter):
-    """Lines for systemd's journal: a syslog priority prefix journald turns into the entry's
-    level (journalctl -p warning), the logger, the message; journald adds the time."""
-
-    PRIORITY: ClassVar[dict[str, int]] = {
-        "CRITICAL": 2,
-        "ERROR": 3,
-        "WARNING": 4,
-        "INFO": 6,
-        "DEBUG": 7,
-    }
-
-    def format(self, record: logging.LogRecord) -> str:
-        """One journal line per record (tracebacks indented on the following lines)."""
-        prefix = f"<{self.PRIORITY.get(record.levelname, 6)}>"
-        return prefix + super().format(record).replace("\n", "\n" + prefix + "  ")
-
-
-def setup_logging(level: str) -> None:
-    """Log to stderr: journal-ready under systemd, timestamped on a terminal.
-
-    Nothing the room logs carries a secret or a patient identifier: passwords never reach the
-    log, and patients appear only as the clinic's pseudonym (patient_ref), if at all.
-    """
-    handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM"):
-        handler.setFormatter(JournaldFormatter("%(name)s: %(message)s"))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -261,63 +228,6 @@ class Devices:
                     thing.close()
                 except Exception:  # closing one device must not keep the others open
                     log.exception("closing %r failed", thing)
-
-
-def clock_synchronised() -> bool | None:
-    """Whether systemd says the clock is NTP-synchronised; None when it cannot tell."""
-    if Path("/run/systemd/timesync/synchronized").exists():
-        return True
-    try:
-        out = subprocess.run(
-            ["timedatectl", "show", "--property=NTPSynchronized", "--value"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    answer = out.stdout.strip()
-    return {"yes": True, "no": False}.get(answer) if out.returncode == 0 else None
-
-
-class ClockWatch:
-    """Tells the room, now and every minute, whether the system clock is synchronised."""
-
-    def __init__(
-        self,
-        emit: Callable[[InboxMessage], None],
-        check: Callable[[], bool | None] = clock_synchronised,
-        interval_s: float = 60.0,
-    ) -> None:
-        self._emit = emit
-        self._check = check
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self._last: bool | str | None = "unknown"
-        self._thread = threading.Thread(target=self._run, name="clock-watch", daemon=True)
-
-    def start(self) -> None:
-        """Check at once, then every interval."""
-        self._thread.start()
-
-    def poll(self) -> None:
-        """One check; the room hears only of changes."""
-        synced = self._check()
-        if synced != self._last:
-            self._last = synced
-            self._emit(ClockSync(synced))
-
-    def close(self) -> None:
-        """Stop checking."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2)
-
-    def _run(self) -> None:
-        while True:
-            self.poll()
-            if self._stop.wait(self._interval):
-                return
 
 
 def _later(seconds: float, action: Callable[[], None]) -> None:

@@ -266,27 +266,3 @@ def test_sim_incident_reaches_the_simulated_patient(
     assert devices.patient.desaturating is False
     devices.act(SimAction("incident", {"kind": "desaturation"}))
     assert devices.patient.desaturating is True
-
-
-def test_clock_watch_reports_only_changes() -> None:
-    from controller.daemon import ClockWatch
-    from controller.events import ClockSync
-
-    answers = iter([None, None, False, False, True])
-    got: list[object] = []
-    watch = ClockWatch(got.append, check=lambda: next(answers))
-    for _ in range(5):
-        watch.poll()
-    assert got == [ClockSync(None), ClockSync(False), ClockSync(True)]
-
-
-def test_journald_lines_carry_the_priority_for_journalctl() -> None:
-    import logging
-
-    from controller.daemon import JournaldFormatter
-
-    fmt = JournaldFormatter("%(name)s: %(message)s")
-    record = logging.LogRecord("roomd.link", logging.WARNING, __file__, 1, "lost\nagain", (), None)
-    assert fmt.format(record) == "<4>roomd.link: lost\n<4>  again"
-    record = logging.LogRecord("roomd", logging.INFO, __file__, 1, "ready", (), None)
-    assert fmt.format(record) == "<6>roomd: ready"
