@@ -7,9 +7,11 @@ arrives; the journal, not paho's in-memory queue, is what survives a crash.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import socket
 import ssl
 import stat
 import threading
@@ -40,6 +42,16 @@ log = logging.getLogger("roomd.link")
 
 EARLY_ACK_S = 5.0
 """How long a PUBACK may wait for its publish() to return and claim it."""
+
+
+def no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """paho's on_socket_open: switch off Nagle's algorithm on the broker connection.
+
+    Without it a reply sent just after a PUBACK waits for the broker's delayed ACK (~40 ms)
+    on every command: measured by make bench, 87 ms round trips instead of under 1 ms.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def room_client_id(room_id: str, secret: str) -> str:
@@ -100,6 +112,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_socket_open = no_delay
         self._client = client
 
     # --- lifecycle --------------------------------------------------------------------

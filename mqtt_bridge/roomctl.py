@@ -25,6 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from controller.models import COMMANDS
+from mqtt_bridge.link import no_delay
 from mqtt_bridge.topics import Topics
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
@@ -121,6 +122,7 @@ class Client:
             c.tls_set(ca_certs=ns.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         c.on_connect = lambda cl, ud, fl, rc, pr: self.connected.put(not rc.is_failure)
         c.on_message = lambda cl, ud, msg: self.messages.put(msg)
+        c.on_socket_open = no_delay
         self.client = c
         self.host, self.port = ns.host, ns.port
 

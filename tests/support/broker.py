@@ -33,7 +33,7 @@ class Broker:
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"log_dest stderr\nlog_type error\nuser root\n{extra_conf}"
+            f"log_dest stderr\nlog_type error\nuser root\nset_tcp_nodelay true\n{extra_conf}"
         )
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
