@@ -1,0 +1,89 @@
+"""`make bench` still runs: a quick, bounded pass over two benchmarks (a real broker and room)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.cli import check_targets, render, selected
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _sane_latency(r: dict[str, Any]) -> None:
+    assert r["n"] >= 30
+    assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
+    for ref in r["reference"].values():
+        assert ref["n"] == r["n"]
+        assert 0 < ref["p50_ms"] <= ref["p99_ms"] <= ref["max_ms"]
+    assert r["overhead_p99_ms"] == round(
+        r["p99_ms"] - r["reference"]["raw_paho_floor"]["p99_ms"], 3
+    )
+
+
+def test_quick_bench_writes_figures_with_references(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--only",
+            "journal,roundtrip",
+            "--samples",
+            "40",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["errors"] == {}
+    assert set(doc["results"]) == {"journal", "roundtrip"}
+    _sane_latency(doc["results"]["roundtrip"])
+    journal = doc["results"]["journal"]
+    assert journal["full_events_per_s"] > 0
+    assert journal["reference"]["normal_events_per_s"] > 0
+    # Every measured target has a verdict, and a missed one is not an error (exit 0 above).
+    verdicts = {(t["bench"], t["figure"]): t["verdict"] for t in doc["targets"]}
+    assert verdicts[("roundtrip", "p99")] in ("PASS", "FAIL")
+    assert "roundtrip" in done.stdout and "journal" in done.stdout
+    assert f"written: {out}" in done.stdout
+
+
+def test_selection_and_groups() -> None:
+    assert selected(["recovery", "journal"]) == ["journal", "kill9", "outage"]
+    assert selected(["latency"]) == ["roundtrip", "call", "alarm"]
+    assert selected(None)[0] == "journal"
+
+
+def test_targets_and_table_from_results() -> None:
+    lat = {
+        "n": 3,
+        "p50_ms": 2.0,
+        "p99_ms": 12.5,
+        "max_ms": 13.0,
+        "overhead_p50_ms": 1.5,
+        "overhead_p99_ms": 12.0,
+        "ratio_p99": 25.0,
+        "overhead_vs_echo_p99_ms": 11.0,
+        "reference": {
+            "raw_paho_floor": {"n": 3, "p50_ms": 0.5, "p99_ms": 0.5, "max_ms": 0.6},
+            "raw_paho_echo": {"n": 3, "p50_ms": 1.0, "p99_ms": 1.5, "max_ms": 1.6},
+        },
+    }
+    targets = check_targets({"call": lat, "roundtrip": lat})
+    assert {(t["bench"], t["verdict"]) for t in targets} == {
+        ("call", "FAIL"),
+        ("roundtrip", "PASS"),
+    }
+    table = render({"call": lat, "roundtrip": lat}, targets, {})
+    assert "FAIL  call" in table and "PASS  roundtrip" in table
