@@ -7,7 +7,6 @@ reads what they report on the inbox. Prints one PASS/FAIL/SKIP line per check.
 from __future__ import annotations
 
 import queue
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,37 +48,13 @@ class SelfTest:
 
     def broker(self) -> Result:
         """The clinic broker answers with these credentials (and certificate, if TLS)."""
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        from mqtt_bridge.link import read_password
+        from mqtt_bridge.link import probe_broker
 
         m = self.config.mqtt
-        answer: queue.Queue[str] = queue.Queue()
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"roomd-selftest-{self.config.room.id}",
-            protocol=mqtt.MQTTv5,
-        )
-        if m.username:
-            client.username_pw_set(
-                m.username, read_password(m.password_file) if m.password_file else None
-            )
-        if m.tls_ca:
-            client.tls_set(ca_certs=m.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.on_connect = lambda c, u, f, rc, p: answer.put(str(rc))
-        try:
-            client.connect_async(m.host, m.port, keepalive=10)
-            client.loop_start()
-            rc = answer.get(timeout=self.wait_s)
-        except (OSError, queue.Empty, ssl.SSLError) as exc:
-            return ("FAIL", "broker", f"{m.host}:{m.port} did not answer ({exc or 'timeout'})")
-        finally:
-            client.disconnect()
-            client.loop_stop()
+        problem = probe_broker(m, f"roomd-selftest-{self.config.room.id}", self.wait_s)
+        if problem is not None:
+            return ("FAIL", "broker", f"{m.host}:{m.port} {problem}")
         tls = " over TLS, certificate verified" if m.tls_ca else ""
-        if rc != "Success":
-            return ("FAIL", "broker", f"{m.host}:{m.port} refused the room: {rc}")
         return ("PASS", "broker", f"{m.host}:{m.port} accepted the room{tls}")
 
     def lights(self) -> Result:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import socket
 import ssl
 import stat
@@ -74,6 +75,28 @@ def read_password(path: str) -> str:
             return fh.read().strip()
     except OSError as exc:
         raise ConfigError(path, [f"password file unreadable: {exc.strerror}"]) from None
+
+
+def probe_broker(section: MqttSection, client_id: str, timeout: float) -> str | None:
+    """Connect once with the room's settings; None when the broker accepted, else why not."""
+    answer: queue.Queue[str] = queue.Queue()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    if section.username:
+        password = read_password(section.password_file) if section.password_file else None
+        client.username_pw_set(section.username, password)
+    if section.tls_ca:
+        client.tls_set(ca_certs=section.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.on_connect = lambda c, u, f, rc, p: answer.put(str(rc))
+    try:
+        client.connect_async(section.host, section.port, keepalive=10)
+        client.loop_start()
+        rc = answer.get(timeout=timeout)
+    except (OSError, queue.Empty, ssl.SSLError) as exc:
+        return f"did not answer ({exc or 'timeout'})"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return None if rc == "Success" else f"refused the room: {rc}"
 
 
 class MqttLink:
