@@ -143,8 +143,15 @@ class RoomView:
                 self.track_index = -1
             case "track_started":
                 self.current_track = data["track"]
-                self.track_index += 1
-                self.track_started_at = ts
+                # By name from the current position: a track restarted after a resume is the
+                # same track, not the next one.
+                try:
+                    index = self.tracks.index(data["track"], max(self.track_index, 0))
+                except ValueError:
+                    index = self.track_index + 1
+                if index != self.track_index or self.track_started_at is None:
+                    self.track_started_at = ts  # a resumed track keeps its first start
+                self.track_index = index
             case "track_ended":
                 self.current_track = None
             case "music_stopped":

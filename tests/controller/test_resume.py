@@ -177,3 +177,23 @@ def test_ended_session_is_not_resumed(tmp_path: Path) -> None:
     assert "session_resumed" not in again.types()
     assert again.room.lighting_scene == "ended"
     again.close()
+
+
+def test_resumed_track_is_not_counted_as_the_next_one(tmp_path: Path) -> None:
+    clock = FakeClock()
+    h = Harness(tmp_path, clock=clock)
+    h.to_infusion_running()
+    h.run(60)
+    h.audio.finish_track(60.0)  # a.ogg ends, b.ogg starts
+    h.drain()
+    h.run(120)
+    assert h.room.track_index == 1
+    h.journal.close()
+    for _ in range(2):  # two crashes in a row: each resume restarts b.ogg where it was
+        clock.advance(30)
+        again = Harness(tmp_path, clock=clock)
+        play = [c for c in again.audio.calls if c[0] == "play"][-1]
+        assert play[1][1] == 1, play
+        assert play[1][2] == 120.0 + 30.0 * (_ + 1)  # the offset counts both downtimes
+        assert again.room.track_index == 1 and again.room.current_track == "b.ogg"
+        again.journal.close()
