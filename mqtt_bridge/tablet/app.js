@@ -281,7 +281,7 @@
       entry.resolve = resolve;
       app.pending.set(entry.rid, entry);
       const body = Object.assign({ request_id: entry.rid, by: app.by }, entry.args);
-      app.client.publish(app.prefix + "/rooms/" + roomId + "/cmd/" + verb, JSON.stringify(body), { qos: 1 }, (err) => {
+      app.client.publish(app.prefix + "/rooms/" + roomId + "/cmd/" + verb, JSON.stringify(body), { qos: 1, properties: { messageExpiryInterval: 30 } }, (err) => {
         if (err && entry.state === "pending") {
           entry.state = "error";
           entry.text = "Not sent: " + err.message;
