@@ -130,7 +130,7 @@ class SerialDeviceSection(Section):
 class OximeterSection(SerialDeviceSection):
     """``[hardware.oximeter]``."""
 
-    driver: Literal["masimo_ascii", "nonin_ascii", "nonin_df2"] = "masimo_ascii"
+    driver: Literal["masimo_ascii", "nonin_ascii", "nonin_df2", "nonin_df7"] = "masimo_ascii"
 
 
 class NibpSection(SerialDeviceSection):

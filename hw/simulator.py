@@ -27,7 +27,7 @@ from hw.vitals import nonin, suntech
 INCIDENTS = ("desaturation", "hypertension", "sensor_off", "unplug", "garbage", "recover")
 """Incident kinds the simulated room accepts (the contract's ``sim/incident``)."""
 
-OXIMETER_FORMATS = ("masimo_ascii", "nonin_ascii", "nonin_df2")
+OXIMETER_FORMATS = ("masimo_ascii", "nonin_ascii", "nonin_df2", "nonin_df7")
 
 # Host command byte → command length (the byte itself included); the rest are one byte.
 _HOST_COMMAND_LEN = {0x79: 3, 0x17: 3, 0x0C: 4, 0x04: 2, 0x86: 4, 0x81: 5}
@@ -271,6 +271,8 @@ class SimulatedOximeter(_SimDevice):
             return self._masimo(v)
         if self.format == "nonin_ascii":
             return self._nonin_ascii(v)
+        if self.format == "nonin_df7":
+            return self._df7(v)
         return self._df2(v)
 
     def _masimo(self, v: Vitals) -> bytes:
@@ -303,6 +305,28 @@ class SimulatedOximeter(_SimDevice):
                 head = bytes((0x01, status | (nonin.STATUS_SYNC if i == 0 else 0), pleth))
                 head += bytes((values.get(i, 0),))
                 out += head + bytes((nonin.df2_checksum(head),))
+        return bytes(out)
+
+    def _df7(self, v: Vitals) -> bytes:
+        # As DF2, with a 16-bit pleth and every HR/SpO2 variant in its frame.
+        hr, spo2 = (nonin.HR_MISSING, nonin.SPO2_MISSING) if self.sensor_off else (v.hr, v.spo2)
+        status = nonin.STATUS_ALWAYS | (nonin.STATUS_OOT if self.sensor_off else 0x02)
+        values = {nonin.DF7_SREV: 0x10, nonin.DF7_STAT2: 0}
+        for msb, lsb in (nonin.DF7_HR, nonin.DF7_E_HR, nonin.DF7_HR_D, nonin.DF7_E_HR_D):
+            values[msb], values[lsb] = (hr >> 7) & 0x03, hr & 0x7F
+        for i in (nonin.DF7_SPO2, nonin.DF7_SPO2_D, nonin.DF7_SPO2_FAST, nonin.DF7_SPO2_BB):
+            values[i] = spo2 & 0x7F
+        values[nonin.DF7_E_SPO2] = values[nonin.DF7_E_SPO2_D] = spo2 & 0x7F
+        out = bytearray()
+        for _ in range(3):
+            for i in range(nonin.FRAMES_PER_PACKET):
+                self._phase += 2 * math.pi * (v.hr / 60) / 75
+                pleth = 0 if self.sensor_off else int(32768 + 25000 * math.sin(self._phase))
+                head = bytes(
+                    (status | (nonin.STATUS_SYNC if i == 0 else 0), pleth >> 8, pleth & 0xFF)
+                )
+                head += bytes((values.get(i, 0),))
+                out += head + bytes((sum(head) & 0xFF,))
         return bytes(out)
 
 

@@ -12,13 +12,14 @@ from controller.config import NibpSection, OximeterSection
 from controller.ports import Clock, Emit
 from hw.vitals.common import OximeterDriver
 from hw.vitals.masimo import MasimoAscii
-from hw.vitals.nonin import NoninAscii, NoninDf2
+from hw.vitals.nonin import NoninAscii, NoninDf2, NoninDf7
 from hw.vitals.suntech import SuntechNibp
 
 OXIMETER_DRIVERS: dict[str, type[OximeterDriver[Any]]] = {
     "masimo_ascii": MasimoAscii,
     "nonin_ascii": NoninAscii,
     "nonin_df2": NoninDf2,
+    "nonin_df7": NoninDf7,
 }
 """Config ``[hardware.oximeter] driver`` name → driver class."""
 
@@ -61,6 +62,7 @@ __all__ = [
     "MasimoAscii",
     "NoninAscii",
     "NoninDf2",
+    "NoninDf7",
     "OximeterDriver",
     "SuntechNibp",
     "make_nibp",

@@ -9,12 +9,18 @@ four bytes mod 256; STATUS bit 7 always set, bit 0 set on the first frame of a 2
 packet). The FLOAT byte carries a different value in each frame of the packet: frame 0 the
 heart rate's high bits, frame 1 its low bits, frame 2 the SpO2. HR 511 and SpO2 127 mean
 "missing". See docs/vitals.md for the status-bit → quality mapping.
+
+DF7: the same 75 frames a second and 25-frame packets, but five bytes
+``STATUS PLETH_MSB PLETH_LSB FLOAT CHK`` (no start byte; a 16-bit pleth; FLOAT always < 128).
+STATUS, the checksum and the HR/SpO2 positions of frames 0-2 are as in DF2; further frames
+carry the extended (8-beat), display-formatted, fast and beat-to-beat variants.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 
 from controller.models import Quality
 from hw.vitals.common import (
@@ -25,6 +31,7 @@ from hw.vitals.common import (
     plausible_spo2,
     worst,
 )
+from hw.vitals.serial_port import FrameParser
 
 # --- ASCII ---------------------------------------------------------------------------------
 
@@ -142,11 +149,16 @@ def df2_reading(frames: list[Df2Frame]) -> OxReading:
     """The reading one complete 25-frame packet carries."""
     hr_raw = ((frames[0].value & 0x03) << 7) | (frames[1].value & 0x7F)
     spo2_raw = frames[2].value & 0x7F
-    hr = None if hr_raw == HR_MISSING else plausible_hr(hr_raw)
-    spo2 = None if spo2_raw == SPO2_MISSING else plausible_spo2(spo2_raw)
     status = 0
     for frame in frames:
         status |= frame.status
+    return packet_reading(hr_raw, spo2_raw, status)
+
+
+def packet_reading(hr_raw: int, spo2_raw: int, status: int) -> OxReading:
+    """A DF2/DF7 packet's reading: raw HR and SpO2, and its STATUS bytes OR-ed together."""
+    hr = None if hr_raw == HR_MISSING else plausible_hr(hr_raw)
+    spo2 = None if spo2_raw == SPO2_MISSING else plausible_spo2(spo2_raw)
     found = [(q, keep) for bit, q, keep in DF2_QUALITY if status & bit]
     quality = worst([q for q, _ in found])
     if quality in UNTRUSTED or any(not keep for _, keep in found):
@@ -209,20 +221,19 @@ class NoninDf2Parser:
             self._packet = None
 
 
-class NoninDf2(OximeterDriver[NoninDf2Parser]):
-    """A Nonin oximeter (e.g. OEM III, Xpod) in data format 2.
+_P = TypeVar("_P", bound=FrameParser[OxReading])
 
-    Three packets arrive per second; one sample a second is passed on, and at once whenever
-    the quality changes (a sensor coming off must not wait).
+
+class _PacketDriver(OximeterDriver[_P]):
+    """A Nonin oximeter sending three packets a second (DF2, DF7).
+
+    One sample a second is passed on, and at once whenever the quality changes (a sensor
+    coming off must not wait).
     """
 
-    source = "nonin_df2"
     packets_per_sample = 3
-
-    def _make_parser(self) -> NoninDf2Parser:
-        self._count = 0
-        self._last_quality: Quality | None = None
-        return NoninDf2Parser()
+    _count = 0
+    _last_quality: Quality | None = None
 
     def _on_open(self) -> None:
         # The first packet after a (re)connect is passed on at once.
@@ -236,3 +247,173 @@ class NoninDf2(OximeterDriver[NoninDf2Parser]):
             self._count = 0
             self._last_quality = reading.quality
             super()._on_reading(reading)
+
+
+class NoninDf2(_PacketDriver[NoninDf2Parser]):
+    """A Nonin oximeter (e.g. OEM III, Xpod) in data format 2.
+
+    Three packets arrive per second; one sample a second is passed on, and at once whenever
+    the quality changes (a sensor coming off must not wait).
+    """
+
+    source = "nonin_df2"
+
+    def _make_parser(self) -> NoninDf2Parser:
+        self._count = 0
+        self._last_quality = None
+        return NoninDf2Parser()
+
+
+# --- Data format 7 -------------------------------------------------------------------------
+
+DF7_VALUE_MAX = 0x7F  # the FLOAT byte never has bit 7 set
+
+# FLOAT byte positions in a DF7 packet (0-based frame index). Pulse rates are 9 bits: the
+# MSB frame's bits 0-1 are PR8-PR7, the LSB frame's bits 0-6 are PR6-PR0.
+DF7_HR = (0, 1)  # 4-beat average
+DF7_SPO2 = 2  # 4-beat average
+DF7_SREV = 3  # oximeter firmware revision
+DF7_STAT2 = 7
+DF7_SPO2_D = 8  # 4-beat average, formatted for display
+DF7_SPO2_FAST = 9
+DF7_SPO2_BB = 10  # beat to beat, no averaging
+DF7_E_HR = (13, 14)  # 8-beat extended average
+DF7_E_SPO2 = 15
+DF7_E_SPO2_D = 16
+DF7_HR_D = (19, 20)
+DF7_E_HR_D = (21, 22)
+
+
+@dataclass(frozen=True)
+class Df7Frame:
+    """One valid five-byte DF7 frame."""
+
+    status: int
+    pleth: int  # 16 bits
+    value: int
+
+
+@dataclass(frozen=True)
+class Df7Packet:
+    """Everything one 25-frame DF7 packet carries; values raw (511 / 127 = missing)."""
+
+    status: int  # the frames' STATUS bytes OR-ed together
+    pleth: tuple[int, ...]
+    hr: int
+    spo2: int
+    e_hr: int
+    e_spo2: int
+    hr_d: int
+    spo2_d: int
+    e_hr_d: int
+    e_spo2_d: int
+    spo2_fast: int
+    spo2_bb: int
+    srev: int
+    stat2: int
+
+
+def df7_packet(frames: list[Df7Frame]) -> Df7Packet:
+    """Decode one complete 25-frame DF7 packet."""
+    v = [f.value for f in frames]
+
+    def rate(pos: tuple[int, int]) -> int:
+        return ((v[pos[0]] & 0x03) << 7) | (v[pos[1]] & 0x7F)
+
+    status = 0
+    for frame in frames:
+        status |= frame.status
+    return Df7Packet(
+        status=status,
+        pleth=tuple(f.pleth for f in frames),
+        hr=rate(DF7_HR),
+        spo2=v[DF7_SPO2],
+        e_hr=rate(DF7_E_HR),
+        e_spo2=v[DF7_E_SPO2],
+        hr_d=rate(DF7_HR_D),
+        spo2_d=v[DF7_SPO2_D],
+        e_hr_d=rate(DF7_E_HR_D),
+        e_spo2_d=v[DF7_E_SPO2_D],
+        spo2_fast=v[DF7_SPO2_FAST],
+        spo2_bb=v[DF7_SPO2_BB],
+        srev=v[DF7_SREV],
+        stat2=v[DF7_STAT2],
+    )
+
+
+def df7_reading(frames: list[Df7Frame]) -> OxReading:
+    """The reading one complete packet carries: the 4-beat HR and SpO2, as DF2 reports."""
+    packet = df7_packet(frames)
+    return packet_reading(packet.hr, packet.spo2, packet.status)
+
+
+class NoninDf7Parser:
+    """Incremental DF7 parser: bytes in, one reading per complete packet out.
+
+    A frame is valid when STATUS has bit 7 set, FLOAT has bit 7 clear and CHK is the sum of
+    the first four bytes mod 256. As in DF2, a bad frame or a packet cut short loses that
+    packet only: the parser slides byte by byte to the next valid frame and waits for the
+    next packet start (STATUS bit 0).
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._packet: list[Df7Frame] | None = None
+        self._sliding = False
+        self.bad_frames = 0
+        self.last_packet: Df7Packet | None = None
+
+    def reset(self) -> None:
+        """Forget partial frames and packets."""
+        self._buf.clear()
+        self._packet = None
+        self._sliding = False
+
+    def feed(self, data: bytes) -> list[OxReading]:
+        """Consume bytes; return the readings of the packets they completed."""
+        out: list[OxReading] = []
+        buf = self._buf
+        buf.extend(data)
+        pos = 0
+        while len(buf) - pos >= FRAME_LEN:
+            status, msb, lsb, value, chk = buf[pos : pos + FRAME_LEN]
+            valid = status & STATUS_ALWAYS and value <= DF7_VALUE_MAX
+            if valid and (status + msb + lsb + value) & 0xFF == chk:
+                self._sliding = False
+                self._frame(Df7Frame(status=status, pleth=(msb << 8) | lsb, value=value), out)
+                pos += FRAME_LEN
+            else:
+                if not self._sliding:
+                    self._sliding = True
+                    self.bad_frames += 1
+                    self._packet = None  # a frame is missing: this packet is lost
+                pos += 1
+        del buf[:pos]
+        return out
+
+    def _frame(self, frame: Df7Frame, out: list[OxReading]) -> None:
+        if frame.status & STATUS_SYNC:
+            if self._packet is not None:
+                self.bad_frames += 1  # the previous packet was cut short
+            self._packet = [frame]
+        elif self._packet is not None:
+            self._packet.append(frame)
+        if self._packet is not None and len(self._packet) == FRAMES_PER_PACKET:
+            packet = self.last_packet = df7_packet(self._packet)
+            out.append(packet_reading(packet.hr, packet.spo2, packet.status))
+            self._packet = None
+
+
+class NoninDf7(_PacketDriver[NoninDf7Parser]):
+    """A Nonin oximeter (e.g. OEM III, Xpod, WristOx2 3150, Onyx II 9560) in data format 7.
+
+    Passed on like DF2: one packet in three, every quality change at once, and the first
+    packet after a reconnect.
+    """
+
+    source = "nonin_df7"
+
+    def _make_parser(self) -> NoninDf7Parser:
+        self._count = 0
+        self._last_quality = None
+        return NoninDf7Parser()

@@ -38,11 +38,15 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.mark.parametrize("fmt", ["masimo_ascii", "nonin_ascii", "nonin_df2"])
+def oximeter_section(fmt: str) -> OximeterSection:
+    return OximeterSection(driver=fmt)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", ["masimo_ascii", "nonin_ascii", "nonin_df2", "nonin_df7"])
 def test_oximeter_reads_unplug_replug(fmt: str, clock: FakeClock, inbox: Inbox) -> None:
     sim = SimulatedOximeter(fmt, clock, period_s=0.02, seed=3)
     driver = make_oximeter(
-        OximeterSection(driver=fmt),
+        oximeter_section(fmt),
         inbox.emit,
         clock,
         port=sim.port_path,

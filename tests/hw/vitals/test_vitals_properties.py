@@ -8,9 +8,11 @@ from typing import Any
 from conftest import df2_packet, suntech_module, suntech_result
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_vitals_nonin import df7_packet
 
+from hw.vitals.common import OxReading
 from hw.vitals.masimo import MasimoParser
-from hw.vitals.nonin import NoninAsciiParser, NoninDf2Parser
+from hw.vitals.nonin import NoninAsciiParser, NoninDf2Parser, NoninDf7Parser
 from hw.vitals.suntech import ModuleFrameParser
 
 MASIMO = b"01/05/26 09:00:00 SN=1 SPO2=098% BPM=072 PI=03.60% ALARM=0000 EXC=000000\r\n"
@@ -20,6 +22,7 @@ PARSERS: list[Callable[[], Any]] = [
     MasimoParser,
     NoninAsciiParser,
     NoninDf2Parser,
+    NoninDf7Parser,
     ModuleFrameParser,
 ]
 
@@ -93,6 +96,35 @@ def test_df2_packet_after_noise_and_damage(
     data = noise + _mangle(packet, *m) + packet + packet
     out = _feed_split(NoninDf2Parser(), data, cuts)
     assert out and (out[-1].spo2, out[-1].hr) == (97, 72)
+
+
+@fast
+@given(
+    st.binary(max_size=300),
+    mangle,
+    st.lists(st.integers(0, 10_000), max_size=5),
+    st.integers(0, 0xFFFF),
+)
+def test_df7_packet_after_noise_and_damage(
+    noise: bytes, m: tuple[int, int, int], cuts: list[int], pleth: int
+) -> None:
+    # No start byte and a weaker frame shape than DF2: still, noise may eat one packet,
+    # never the one after it.
+    packet = df7_packet(hr=72, spo2=97, pleth=pleth)
+    data = noise + _mangle(packet, *m) + packet + packet
+    out = _feed_split(NoninDf7Parser(), data, cuts)
+    assert out and (out[-1].spo2, out[-1].hr) == (97, 72)
+
+
+@fast
+@given(st.integers(0, 511), st.integers(0, 127), st.integers(0, 0x7F))
+def test_df7_any_valid_packet_decodes(hr: int, spo2: int, status: int) -> None:
+    [reading] = NoninDf7Parser().feed(df7_packet(hr=hr, spo2=spo2, status=status & 0x7E))
+    assert isinstance(reading, OxReading)
+    assert reading.hr is None or (reading.hr == hr and 1 <= hr <= 350)
+    assert reading.spo2 is None or (reading.spo2 == spo2 and spo2 <= 100)
+    if status & 0x58:  # SNSD, OOT, SNSA: never numbers
+        assert reading.hr is None and reading.spo2 is None and reading.quality != "ok"
 
 
 @fast
