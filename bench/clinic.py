@@ -11,17 +11,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.clients import (
+    Client,
+    expect_online,
+    into_infusion,
+    wait_online,
+)
 from bench.infra import (
     BenchError,
     Broker,
-    Client,
     Room,
     cpu_percent,
-    expect_online,
-    into_infusion,
     percentile,
     proc_sample,
-    wait_online,
 )
 
 COMMAND_INTERVAL_S = 5.0

@@ -11,21 +11,23 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from bench.clients import (
+    Client,
+    expect_online,
+    into_infusion,
+    wait_online,
+)
 from bench.infra import (
     BenchError,
     Broker,
-    Client,
     NotifyListener,
     Room,
     bare_paho_script,
     cpu_percent,
-    expect_online,
-    into_infusion,
     proc_sample,
     python_argv,
     reap,
     spawn,
-    wait_online,
 )
 
 DEFAULT_MUSIC_DIR = Path("/var/lib/roomd/music")

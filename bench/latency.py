@@ -20,24 +20,26 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from bench.clients import (
+    Client,
+    command,
+    event_match,
+    expect_online,
+    reply_match,
+    start_session,
+    wait_online,
+)
 from bench.infra import (
     ALARM_TOML,
     BenchError,
     Broker,
-    Client,
     OximeterLine,
     Room,
-    command,
     echo_script,
-    event_match,
-    expect_online,
     python_argv,
     reap,
-    reply_match,
     spawn,
-    start_session,
     summary_ms,
-    wait_online,
 )
 
 FLOOR_TOPIC = "bench/floor"

@@ -9,19 +9,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.infra import (
-    ALARM_TOML,
-    BenchError,
-    Broker,
+from bench.clients import (
     Client,
-    OximeterLine,
-    Room,
     event_match,
     expect_online,
     fetch_journal,
     into_infusion,
     ok,
     wait_online,
+)
+from bench.infra import (
+    ALARM_TOML,
+    BenchError,
+    Broker,
+    OximeterLine,
+    Room,
 )
 
 
