@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
@@ -42,6 +43,60 @@ def plausible_spo2(value: int | None) -> int | None:
 def plausible_hr(value: int | None) -> int | None:
     """``value`` if it can be a pulse rate (1..350 bpm), else ``None``."""
     return value if value is not None and 0 < value <= 350 else None
+
+
+class LineParser:
+    """Incremental parser of a monitor's text lines: bytes in, readings out.
+
+    Resynchronises on line ends; a line longer than ``max_line`` or holding a control or
+    8-bit byte is counted bad and dropped, and the next whole line is read again.
+    """
+
+    def __init__(self, parse_line: Callable[[str], OxReading | None], max_line: int) -> None:
+        self._parse_line = parse_line
+        self._max_line = max_line
+        self._buf = bytearray()
+        self._discarding = False
+        self.bad_frames = 0
+
+    def reset(self) -> None:
+        """Forget a partial line."""
+        self._buf.clear()
+        self._discarding = False
+
+    def feed(self, data: bytes) -> list[OxReading]:
+        """Consume bytes; return the readings of the lines they completed."""
+        out: list[OxReading] = []
+        for byte in data:
+            if byte in (0x0A, 0x0D):
+                self._end_line(out)
+            elif 0x20 <= byte <= 0x7E or byte == 0x09:
+                if self._discarding:
+                    continue
+                if len(self._buf) >= self._max_line:
+                    self.bad_frames += 1
+                    self._discarding = True
+                else:
+                    self._buf.append(byte)
+            else:
+                # A control or 8-bit byte never occurs in these lines: what came before it is
+                # corrupt. Start afresh after it; a remainder alone never forms a valid line
+                # (it lacks the line's start), and a whole line after noise is still read.
+                if self._buf and not self._discarding:
+                    self.bad_frames += 1
+                self.reset()
+        return out
+
+    def _end_line(self, out: list[OxReading]) -> None:
+        if self._discarding:
+            pass  # already counted when it overflowed or was corrupted
+        elif self._buf.strip():
+            reading = self._parse_line(self._buf.decode("ascii"))
+            if reading is None:
+                self.bad_frames += 1
+            else:
+                out.append(reading)
+        self.reset()
 
 
 P = TypeVar("P", bound=FrameParser[OxReading])

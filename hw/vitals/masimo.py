@@ -17,6 +17,7 @@ import re
 from controller.models import Quality
 from hw.vitals.common import (
     UNTRUSTED,
+    LineParser,
     OximeterDriver,
     OxReading,
     plausible_hr,
@@ -105,52 +106,11 @@ def parse_line(line: str) -> OxReading | None:
     return OxReading(spo2=spo2, hr=hr, pi=pi, quality=quality)
 
 
-class MasimoParser:
+class MasimoParser(LineParser):
     """Incremental ASCII 1 parser: bytes in, readings out; resynchronises on line ends."""
 
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self._discarding = False
-        self.bad_frames = 0
-
-    def reset(self) -> None:
-        """Forget a partial line."""
-        self._buf.clear()
-        self._discarding = False
-
-    def feed(self, data: bytes) -> list[OxReading]:
-        """Consume bytes; return the readings of the lines they completed."""
-        out: list[OxReading] = []
-        for byte in data:
-            if byte in (0x0A, 0x0D):
-                self._end_line(out)
-            elif 0x20 <= byte <= 0x7E or byte == 0x09:
-                if self._discarding:
-                    continue
-                if len(self._buf) >= MAX_LINE:
-                    self.bad_frames += 1
-                    self._discarding = True
-                else:
-                    self._buf.append(byte)
-            else:
-                # A control or 8-bit byte never occurs in these lines: what came before it is
-                # corrupt. Start afresh after it; a remainder alone never forms a valid line
-                # (it lacks the line's start), and a whole line after noise is still read.
-                if self._buf and not self._discarding:
-                    self.bad_frames += 1
-                self.reset()
-        return out
-
-    def _end_line(self, out: list[OxReading]) -> None:
-        if self._discarding:
-            pass  # already counted when it overflowed or was corrupted
-        elif self._buf.strip():
-            reading = parse_line(self._buf.decode("ascii"))
-            if reading is None:
-                self.bad_frames += 1
-            else:
-                out.append(reading)
-        self.reset()
+        super().__init__(parse_line, MAX_LINE)
 
 
 class MasimoAscii(OximeterDriver[MasimoParser]):

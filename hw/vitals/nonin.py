@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from controller.models import Quality
 from hw.vitals.common import (
     UNTRUSTED,
+    LineParser,
     OximeterDriver,
     OxReading,
     plausible_hr,
@@ -54,49 +55,11 @@ def parse_ascii_line(line: str) -> OxReading | None:
     return OxReading(spo2=spo2, hr=hr, pi=None, quality=quality)
 
 
-class NoninAsciiParser:
+class NoninAsciiParser(LineParser):
     """Incremental Nonin ASCII parser: bytes in, readings out; resynchronises on line ends."""
 
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self._discarding = False
-        self.bad_frames = 0
-
-    def reset(self) -> None:
-        """Forget a partial line."""
-        self._buf.clear()
-        self._discarding = False
-
-    def feed(self, data: bytes) -> list[OxReading]:
-        """Consume bytes; return the readings of the lines they completed."""
-        out: list[OxReading] = []
-        for byte in data:
-            if byte in (0x0A, 0x0D):
-                if self._discarding:
-                    pass  # already counted when it overflowed or was corrupted
-                elif self._buf.strip():
-                    reading = parse_ascii_line(self._buf.decode("ascii"))
-                    if reading is None:
-                        self.bad_frames += 1
-                    else:
-                        out.append(reading)
-                self.reset()
-            elif 0x20 <= byte <= 0x7E or byte == 0x09:
-                if self._discarding:
-                    continue
-                if len(self._buf) >= MAX_LINE:
-                    self.bad_frames += 1
-                    self._discarding = True
-                else:
-                    self._buf.append(byte)
-            else:
-                # A control or 8-bit byte never occurs in these lines: what came before it is
-                # corrupt. Start afresh after it; a remainder alone never forms a valid line
-                # (it lacks the line's start), and a whole line after noise is still read.
-                if self._buf and not self._discarding:
-                    self.bad_frames += 1
-                self.reset()
-        return out
+        super().__init__(parse_ascii_line, MAX_LINE)
 
 
 class NoninAscii(OximeterDriver[NoninAsciiParser]):
@@ -168,8 +131,16 @@ def packet_reading(hr_raw: int, spo2_raw: int, status: int) -> OxReading:
     return OxReading(spo2=spo2, hr=hr, pi=None, quality=quality)
 
 
-class NoninDf2Parser:
-    """Incremental DF2 parser: bytes in, one reading per complete packet out.
+class _Frame(Protocol):
+    @property
+    def status(self) -> int: ...
+
+
+_F = TypeVar("_F", bound=_Frame)
+
+
+class _PacketParser(Generic[_F]):
+    """Incremental parser of 5-byte frames grouped in 25-frame packets (DF2, DF7).
 
     A frame that fails its check, or a packet cut short, loses that packet only: the parser
     slides byte by byte to the next valid frame and waits for the next packet start.
@@ -177,7 +148,7 @@ class NoninDf2Parser:
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        self._packet: list[Df2Frame] | None = None
+        self._packet: list[_F] | None = None
         self._sliding = False
         self.bad_frames = 0
 
@@ -194,11 +165,10 @@ class NoninDf2Parser:
         buf.extend(data)
         pos = 0
         while len(buf) - pos >= FRAME_LEN:
-            chunk = buf[pos : pos + FRAME_LEN]
-            valid = chunk[0] == 0x01 and chunk[1] & STATUS_ALWAYS
-            if valid and df2_checksum(chunk[:4]) == chunk[4]:
+            frame = self._decode(bytes(buf[pos : pos + FRAME_LEN]))
+            if frame is not None:
                 self._sliding = False
-                self._frame(Df2Frame(status=chunk[1], pleth=chunk[2], value=chunk[3]), out)
+                self._frame(frame, out)
                 pos += FRAME_LEN
             else:
                 if not self._sliding:
@@ -209,7 +179,7 @@ class NoninDf2Parser:
         del buf[:pos]
         return out
 
-    def _frame(self, frame: Df2Frame, out: list[OxReading]) -> None:
+    def _frame(self, frame: _F, out: list[OxReading]) -> None:
         if frame.status & STATUS_SYNC:
             if self._packet is not None:
                 self.bad_frames += 1  # the previous packet was cut short
@@ -217,8 +187,28 @@ class NoninDf2Parser:
         elif self._packet is not None:
             self._packet.append(frame)
         if self._packet is not None and len(self._packet) == FRAMES_PER_PACKET:
-            out.append(df2_reading(self._packet))
+            out.append(self._reading(self._packet))
             self._packet = None
+
+    def _decode(self, chunk: bytes) -> _F | None:
+        """The frame in ``chunk``, or None when it fails the format's checks."""
+        raise NotImplementedError
+
+    def _reading(self, packet: list[_F]) -> OxReading:
+        """The reading of one complete packet."""
+        raise NotImplementedError
+
+
+class NoninDf2Parser(_PacketParser[Df2Frame]):
+    """Incremental DF2 parser: bytes in, one reading per complete packet out."""
+
+    def _decode(self, chunk: bytes) -> Df2Frame | None:
+        if chunk[0] == 0x01 and chunk[1] & STATUS_ALWAYS and df2_checksum(chunk[:4]) == chunk[4]:
+            return Df2Frame(status=chunk[1], pleth=chunk[2], value=chunk[3])
+        return None
+
+    def _reading(self, packet: list[Df2Frame]) -> OxReading:
+        return df2_reading(packet)
 
 
 _P = TypeVar("_P", bound=FrameParser[OxReading])
@@ -347,7 +337,7 @@ def df7_reading(frames: list[Df7Frame]) -> OxReading:
     return packet_reading(packet.hr, packet.spo2, packet.status)
 
 
-class NoninDf7Parser:
+class NoninDf7Parser(_PacketParser[Df7Frame]):
     """Incremental DF7 parser: bytes in, one reading per complete packet out.
 
     A frame is valid when STATUS has bit 7 set, FLOAT has bit 7 clear and CHK is the sum of
@@ -357,51 +347,19 @@ class NoninDf7Parser:
     """
 
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self._packet: list[Df7Frame] | None = None
-        self._sliding = False
-        self.bad_frames = 0
+        super().__init__()
         self.last_packet: Df7Packet | None = None
 
-    def reset(self) -> None:
-        """Forget partial frames and packets."""
-        self._buf.clear()
-        self._packet = None
-        self._sliding = False
+    def _decode(self, chunk: bytes) -> Df7Frame | None:
+        status, msb, lsb, value, chk = chunk
+        valid = status & STATUS_ALWAYS and value <= DF7_VALUE_MAX
+        if valid and (status + msb + lsb + value) & 0xFF == chk:
+            return Df7Frame(status=status, pleth=(msb << 8) | lsb, value=value)
+        return None
 
-    def feed(self, data: bytes) -> list[OxReading]:
-        """Consume bytes; return the readings of the packets they completed."""
-        out: list[OxReading] = []
-        buf = self._buf
-        buf.extend(data)
-        pos = 0
-        while len(buf) - pos >= FRAME_LEN:
-            status, msb, lsb, value, chk = buf[pos : pos + FRAME_LEN]
-            valid = status & STATUS_ALWAYS and value <= DF7_VALUE_MAX
-            if valid and (status + msb + lsb + value) & 0xFF == chk:
-                self._sliding = False
-                self._frame(Df7Frame(status=status, pleth=(msb << 8) | lsb, value=value), out)
-                pos += FRAME_LEN
-            else:
-                if not self._sliding:
-                    self._sliding = True
-                    self.bad_frames += 1
-                    self._packet = None  # a frame is missing: this packet is lost
-                pos += 1
-        del buf[:pos]
-        return out
-
-    def _frame(self, frame: Df7Frame, out: list[OxReading]) -> None:
-        if frame.status & STATUS_SYNC:
-            if self._packet is not None:
-                self.bad_frames += 1  # the previous packet was cut short
-            self._packet = [frame]
-        elif self._packet is not None:
-            self._packet.append(frame)
-        if self._packet is not None and len(self._packet) == FRAMES_PER_PACKET:
-            packet = self.last_packet = df7_packet(self._packet)
-            out.append(packet_reading(packet.hr, packet.spo2, packet.status))
-            self._packet = None
+    def _reading(self, packet: list[Df7Frame]) -> OxReading:
+        decoded = self.last_packet = df7_packet(packet)
+        return packet_reading(decoded.hr, decoded.spo2, decoded.status)
 
 
 class NoninDf7(_PacketDriver[NoninDf7Parser]):
