@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from controller.clock import SystemClock
 from controller.ports import Annunciation, Clock
+from hw.stepper import Waiter, real_wait, run_steps
 
 log = logging.getLogger(__name__)
 
 EDGE_S = 1e-6
 """Times this close to a pattern edge count as at the edge."""
 
-Waiter = Callable[[threading.Event, float | None], object]
 """Block until the event is set or ``timeout`` real seconds pass (``None``: no timeout)."""
 
 
@@ -77,10 +76,6 @@ PATTERNS: dict[str, Pattern] = {
 """The rhythm of every annunciation but ``off``."""
 
 
-def _real_wait(event: threading.Event, timeout: float | None) -> object:
-    return event.wait(timeout)
-
-
 class Buzzer:
     """A gpiozero ``Buzzer`` sounding the pattern it was last told, on its own thread.
 
@@ -99,7 +94,7 @@ class Buzzer:
         from gpiozero import Buzzer as GpioBuzzer
 
         self._clock: Clock = clock or SystemClock()
-        self._waiter = waiter or _real_wait
+        self._waiter = waiter or real_wait
         self.device: Any = GpioBuzzer(pin, pin_factory=pin_factory)
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -135,18 +130,15 @@ class Buzzer:
         return delay
 
     def _run(self) -> None:
-        while not self._closed:
-            self._wake.clear()
-            try:
-                delay = self.step(self._clock.monotonic())
-            except Exception:
-                log.exception("buzzer step failed")
-                delay = 1.0
-            if self._closed:
-                break
-            self._waiter(
-                self._wake, None if delay is None else max(EDGE_S, self._clock.real_seconds(delay))
-            )
+        run_steps(
+            self.step,
+            clock=self._clock,
+            wake=self._wake,
+            waiter=self._waiter,
+            closed=lambda: self._closed,
+            min_wait_s=EDGE_S,
+            what="buzzer",
+        )
 
     def close(self) -> None:
         """Silence the buzzer, stop its thread and release the pin."""

@@ -15,24 +15,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from controller.clock import SystemClock
 from controller.events import CallHeld, CallPressed, DeviceChanged
 from controller.ports import Clock, Emit, LampMode
+from hw.stepper import Waiter, real_wait, run_steps
 
 log = logging.getLogger(__name__)
 
-Waiter = Callable[[threading.Event, float | None], object]
 """Block until the event is set or ``timeout`` real seconds pass (``None``: no timeout)."""
 
 LAMP_PULSE_S = 0.8
 """Fade-in and fade-out time of the pulsing lamp (a calm, clearly-alive pulse)."""
-
-
-def _real_wait(event: threading.Event, timeout: float | None) -> object:
-    return event.wait(timeout)
 
 
 class CallButton:
@@ -60,7 +55,7 @@ class CallButton:
 
         self._emit = emit
         self._clock: Clock = clock or SystemClock()
-        self._waiter = waiter or _real_wait
+        self._waiter = waiter or real_wait
         self.bounce_s = bounce_ms / 1000.0
         self.clear_hold_s = clear_hold_s
         self._lock = threading.Lock()
@@ -143,18 +138,16 @@ class CallButton:
             return None
 
     def _run(self) -> None:
-        while not self._closed:
-            self._wake.clear()
-            try:
-                delay = self.poll(self._clock.monotonic())
-            except Exception:
-                log.exception("call button hold check failed")
-                delay = 1.0
-            if self._closed:
-                break
-            # At least 1 ms: clock rounding can leave a sliver that a fake clock cannot advance.
-            timeout = None if delay is None else max(0.001, self._clock.real_seconds(delay))
-            self._waiter(self._wake, timeout)
+        # At least 1 ms: clock rounding can leave a sliver that a fake clock cannot advance.
+        run_steps(
+            self.poll,
+            clock=self._clock,
+            wake=self._wake,
+            waiter=self._waiter,
+            closed=lambda: self._closed,
+            min_wait_s=0.001,
+            what="call button hold check",
+        )
 
     def set_lamp(self, mode: LampMode) -> None:
         """Turn the lamp off, pulse it (call placed) or hold it steady (acknowledged)."""

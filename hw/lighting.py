@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -27,12 +27,12 @@ from controller.config import LightingSection
 from controller.events import DeviceChanged
 from controller.ports import Clock, Emit
 from hw.dmx import DmxOutput, SerialFactory
+from hw.stepper import Waiter, real_wait, run_steps
 
 log = logging.getLogger(__name__)
 
 Colour = tuple[float, float, float]
 Layout = Literal["mono", "rgb", "rgbw"]
-Waiter = Callable[[threading.Event, float | None], object]
 """Block until the event is set or ``timeout`` real seconds pass (``None``: no timeout)."""
 
 WHITE: Colour = (255.0, 255.0, 255.0)
@@ -300,10 +300,6 @@ class NullOutput:
         """Nothing to close."""
 
 
-def _real_wait(event: threading.Event, timeout: float | None) -> object:
-    return event.wait(timeout)
-
-
 class Lighting:
     """The ``Lighting`` port over one output: fades on a thread, faults reported, never raised.
 
@@ -329,7 +325,7 @@ class Lighting:
         self.output = output
         self._emit = emit
         self._clock: Clock = clock or SystemClock()
-        self._waiter = waiter or _real_wait
+        self._waiter = waiter or real_wait
         self.period = 1.0 / rate_hz
         self._backoff_min, self._backoff_max = backoff_s
         self._lock = threading.Lock()
@@ -446,17 +442,15 @@ class Lighting:
             self._emit(DeviceChanged(device=DEVICE, status=status, detail=detail))
 
     def _run(self) -> None:
-        while not self._closed:
-            self._wake.clear()
-            try:
-                delay = self.step(self._clock.monotonic())
-            except Exception:
-                log.exception("lighting tick failed")
-                delay = 1.0
-            if self._closed:
-                break
-            timeout = None if delay is None else max(self.period, self._clock.real_seconds(delay))
-            self._waiter(self._wake, timeout)
+        run_steps(
+            self.step,
+            clock=self._clock,
+            wake=self._wake,
+            waiter=self._waiter,
+            closed=lambda: self._closed,
+            min_wait_s=self.period,
+            what="lighting",
+        )
 
     def close(self) -> None:
         """Stop the fader thread and release the output."""
