@@ -137,29 +137,16 @@ class Target:
 
 
 TARGETS = (
-    Target(
-        "call",
-        "p99 − floor p99",
-        "≤ 10 ms",
-        lambda r: r["overhead_p99_ms"],
-        lambda v: v <= 10,
-        "ms",
-    ),
-    Target(
-        "alarm",
-        "p99 − floor p99",
-        "≤ 10 ms",
-        lambda r: r["overhead_p99_ms"],
-        lambda v: v <= 10,
-        "ms",
-    ),
-    Target(
-        "alarm_pty",
-        "p99 − floor p99",
-        "≤ 10 ms",
-        lambda r: r["overhead_p99_ms"],
-        lambda v: v <= 10,
-        "ms",
+    *(
+        Target(
+            name,
+            "p99 − floor p99",
+            "≤ 10 ms",
+            lambda r: r["overhead_p99_ms"],
+            lambda v: v <= 10,
+            "ms",
+        )
+        for name in ("call", "alarm", "alarm_pty")
     ),
     Target("roundtrip", "p99", "< 20 ms", lambda r: r["p99_ms"], lambda v: v < 20, "ms"),
     Target("footprint", "RSS max", "< 60 MB", lambda r: r["rss_mb_max"], lambda v: v < 60, "MB"),
