@@ -131,6 +131,17 @@ class SimAction:
 
 
 @dataclass(frozen=True)
+class ReportWritten:
+    """A session's record was written off the core thread (``result`` None: it failed).
+
+    ``result`` is the ``report_ready`` event's data: ``{"path": ..., "summary": {...}}``.
+    """
+
+    session_id: str
+    result: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class Shutdown:
     """Stop the core loop cleanly."""
 
@@ -153,5 +164,6 @@ InboxMessage = (
     | AudioFailed
     | ClockSync
     | SimAction
+    | ReportWritten
     | Shutdown
 )

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from controller import events as ev
-from controller.core import RoomCore, digest, parse_json_object, reasons_of
+from controller.core import RoomCore
 from controller.errors import CommandError, InvalidPayload
-from controller.models import SessionPlan
+from controller.models import SessionPlan, digest, parse_json_object, reasons_of
 from controller.phases import ACTIVE
 
 

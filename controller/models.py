@@ -6,6 +6,8 @@ serialises them, and the AsyncAPI document is generated from them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -15,8 +17,11 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    ValidationError,
     field_validator,
 )
+
+from controller.errors import CommandError, InvalidPayload
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 
@@ -430,3 +435,53 @@ COMMANDS: dict[str, type[Command]] = {
     "status": Command,
 }
 """Every verb of the contract and the payload it takes."""
+
+
+# --- reading what arrives on the wire -----------------------------------------------------
+
+
+def parse_json_object(payload: bytes) -> dict[str, Any]:
+    """A payload as a JSON object within the size limit, or InvalidPayload saying why."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise InvalidPayload(f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    try:
+        obj = json.loads(payload.decode("utf-8"))
+        # JSON may escape lone surrogates ("\ud800") that no UTF-8 file or topic can carry:
+        # refused here, they would otherwise poison the journal and the outbox.
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidPayload(f"payload is not UTF-8 JSON ({exc})") from None
+    except UnicodeEncodeError:
+        raise InvalidPayload("payload has an invalid Unicode escape (a lone surrogate)") from None
+    except RecursionError:
+        raise InvalidPayload("payload is nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise InvalidPayload(f"payload must be a JSON object, not {type(obj).__name__}")
+    return obj
+
+
+def validate_command(verb: str, obj: dict[str, Any]) -> Command:
+    """The verb's command model, or InvalidPayload naming the first bad field."""
+    try:
+        return COMMANDS[verb].model_validate(obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(payload)"
+        raise InvalidPayload(
+            f"field '{field}': {first['msg']}",
+            {"fields": {".".join(str(p) for p in e["loc"]): e["msg"] for e in exc.errors()}},
+        ) from None
+
+
+def reasons_of(exc: Exception) -> list[str]:
+    """Why a plan was refused, one line per problem."""
+    if isinstance(exc, ValidationError):
+        return [f"{'.'.join(str(p) for p in e['loc']) or 'plan'}: {e['msg']}" for e in exc.errors()]
+    if isinstance(exc, CommandError):
+        return [exc.message]
+    return [str(exc)]
+
+
+def digest(payload: bytes) -> str:
+    """A payload's SHA-256 (to recognise the same retained plan again)."""
+    return hashlib.sha256(payload).hexdigest()

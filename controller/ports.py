@@ -152,3 +152,15 @@ class MusicLibrary(Protocol):
     def resolve(self, playlist: Sequence[str] | str) -> list[str]:
         """The tracks, in order; raises ValueError naming a missing or unreadable file."""
         ...
+
+
+class SessionRecords(Protocol):
+    """Writes an ended session's record (report files) off the core thread.
+
+    ``write`` returns at once; when the record is written the writer puts a
+    ``ReportWritten`` message on the inbox, with ``summary`` None when it could not be written.
+    """
+
+    def write(self, session_id: str) -> None:
+        """Start writing the record of the session that just ended."""
+        ...

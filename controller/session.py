@@ -14,7 +14,6 @@ from functools import cached_property
 from typing import Any
 
 from controller import events as ev
-from controller.core import parse_json_object, validate_command
 from controller.errors import (
     CommandError,
     DeviceUnavailable,
@@ -31,6 +30,8 @@ from controller.models import (
     ErrorBody,
     Reply,
     SessionPlan,
+    parse_json_object,
+    validate_command,
 )
 from controller.phases import (
     GATE_ON_ENTRY,
