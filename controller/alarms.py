@@ -17,7 +17,17 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from controller.config import AlarmsSection
-from controller.models import Alarm, AlarmLimit, Event, NibpReading, Priority, VitalsSample
+from controller.errors import InvalidPayload
+from controller.models import (
+    Alarm,
+    AlarmAck,
+    AlarmLimit,
+    AlarmSilence,
+    Event,
+    NibpReading,
+    Priority,
+    VitalsSample,
+)
 from controller.ports import Clock
 
 EmitFn = Callable[[str, dict[str, Any]], Event]
@@ -220,6 +230,17 @@ class AlarmEngine:
         return silenced
 
     # --- time -------------------------------------------------------------------------
+
+    def ack_command(self, cmd: AlarmAck) -> dict[str, Any]:
+        """``alarm_ack``: a clinician acknowledges one current alarm."""
+        if self.acknowledge(cmd.alarm_id, cmd.by) is None:
+            raise InvalidPayload(f"field 'alarm_id': no current alarm '{cmd.alarm_id}'")
+        return {"alarm_id": cmd.alarm_id}
+
+    def silence_command(self, cmd: AlarmSilence) -> dict[str, Any]:
+        """``alarm_silence``: quiet the sounding alarms for up to 120 s."""
+        silenced = self.silence(cmd.seconds, cmd.by)
+        return {"silenced": [a.id for a in silenced], "seconds": cmd.seconds}
 
     def tick(self) -> None:
         """Raise conditions whose delay has run out; escalate unacknowledged alarms."""

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from controller.ports import Clock
 
 
 class SystemClock:
@@ -70,3 +74,8 @@ class FakeClock:
     def step_wall(self, seconds: float) -> None:
         """Step only the wall clock (NTP correcting it), leaving monotonic time alone."""
         self._now += timedelta(seconds=seconds)
+
+
+def mono_at(clock: Clock, ts: datetime) -> float:
+    """The monotonic reading that corresponds to UTC ``ts`` (for past events after a restart)."""
+    return clock.monotonic() - (clock.now() - ts).total_seconds()

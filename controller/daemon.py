@@ -23,12 +23,12 @@ from typing import Any
 from controller.clock import SystemClock
 from controller.config import Config, load_config
 from controller.errors import ConfigError, JournalError
-from controller.events import InboxMessage, Shutdown, SimAction
+from controller.events import InboxMessage, ReportWritten, Shutdown, SimAction
 from controller.journal import Journal, open_journal
 from controller.loop import CoreLoop
 from controller.models import Event, iso_utc, parse_utc
+from controller.room import Room
 from controller.sdnotify import Notifier
-from controller.session import Room
 from controller.system import ClockWatch, setup_logging
 
 log = logging.getLogger("roomd")
@@ -277,9 +277,23 @@ def build_room(
         listeners=[devices.observe],
         # Under --time-scale the room's clock runs ahead of the senders': no age check.
         command_max_age_s=config.mqtt.command_max_age_s if args.time_scale == 1.0 else None,
-        report=lambda session_id: write_report(journal, session_id, Path(args.data_dir), config),
+        records=InlineRecords(journal, Path(args.data_dir), config, emit),
     )
     return room, link, devices, clock
+
+
+class InlineRecords:
+    """Writes a session's record and reports back through the inbox (SessionRecords)."""
+
+    def __init__(
+        self, journal: Journal, data_dir: Path, config: Config, emit: Callable[[InboxMessage], None]
+    ) -> None:
+        self._journal, self._data_dir, self._config, self._emit = journal, data_dir, config, emit
+
+    def write(self, session_id: str) -> None:
+        """Write the record now and put ReportWritten on the inbox."""
+        result = write_report(self._journal, session_id, self._data_dir, self._config)
+        self._emit(ReportWritten(session_id, result))
 
 
 def write_report(
@@ -397,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     room.resume()
     if recovery is not None:
-        room.journal_recovered(recovery.damaged_file, recovery.last_seq, recovery.reason)
+        room.health.journal_recovered(recovery.damaged_file, recovery.last_seq, recovery.reason)
     devices.start()
     # Under --simulate the machine's clock is whatever it is: the simulated room trusts it.
     clock_watch = None if args.simulate else ClockWatch(inbox.put)

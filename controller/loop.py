@@ -10,7 +10,7 @@ from collections.abc import Callable
 from controller.errors import JournalError
 from controller.events import InboxMessage, Shutdown
 from controller.ports import Clock
-from controller.session import Room
+from controller.room import Room
 
 log = logging.getLogger("roomd.core")
 

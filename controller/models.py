@@ -460,10 +460,10 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
     return obj
 
 
-def validate_command(verb: str, obj: dict[str, Any]) -> Command:
-    """The verb's command model, or InvalidPayload naming the first bad field."""
+def validate_command(model: type[Command], obj: dict[str, Any]) -> Command:
+    """``obj`` as the verb's command model, or InvalidPayload naming the first bad field."""
     try:
-        return COMMANDS[verb].model_validate(obj)
+        return model.model_validate(obj)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(payload)"

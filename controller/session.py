@@ -1,224 +1,122 @@
-"""The room: the session machine, fed one inbox message at a time; the clinicians' commands.
+"""The session machine: the Montreal model's phases, their gates, and the clinicians' steps.
 
-Every decision is an event: ``_emit`` journals it, ``apply`` folds it into the room's state,
-and only then is it published. ``apply`` is the same code that rebuilds the room from the
-journal after a restart, so a resumed session is the session that was running.
+It decides every step of a session — start, advance, confirmations, the infusion, check-ins,
+emergency, discharge and end — and leaves the facts in ``SessionState`` through events. The
+phase order and which verb each phase allows are declared in ``phases.py``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Callable
-from functools import cached_property
+from datetime import timedelta
 from typing import Any
 
 from controller import events as ev
-from controller.errors import (
-    CommandError,
-    DeviceUnavailable,
-    GateNotMet,
-    InvalidPayload,
-    InvalidState,
-    UnknownVerb,
-)
-from controller.inputs import RoomInputs
-from controller.models import (
-    COMMANDS,
-    MAX_PAYLOAD_BYTES,
-    Command,
-    ErrorBody,
-    Reply,
-    SessionPlan,
-    parse_json_object,
-    validate_command,
-)
-from controller.phases import (
-    GATE_ON_ENTRY,
-    NEXT,
-    VERB_PHASES,
-    GateResult,
-    check_vitals,
-    wrong_phase_message,
-)
+from controller.alarms import AlarmEngine
+from controller.calls import Calls
+from controller.config import Config
+from controller.errors import InvalidState
+from controller.eventlog import EventLog
+from controller.gates import GateResult, Gates
+from controller.health import Health
+from controller.journal import Journal
+from controller.models import Event, Phase, SessionPlan, iso_utc, parse_utc
+from controller.monitoring import Monitoring
+from controller.outputs import Lights, Music
+from controller.phases import GATE_ON_ENTRY, NEXT
+from controller.plans import Plans
+from controller.ports import Clock, SessionRecords
+from controller.state import SessionState
+from controller.timers import Timers
 
-log = logging.getLogger("roomd.core")
-
-EVENTS_REPLY_BUDGET = MAX_PAYLOAD_BYTES - 4096
-"""The ``events`` reply stops adding events before it would pass the contract's 64 KiB."""
+SESSION_ALARMS = ("vitals_stale", "nibp_overdue", "nibp_failed", "sensor_off")
+"""Technical alarms about the patient's monitoring: they end with the session."""
 
 
-class Room(RoomInputs):
-    """One treatment room: phases, gates, timers, alarms, calls, music, lights, journal."""
+class SessionMachine:
+    """Runs the session's steps; every decision becomes an event in ``SessionState``."""
 
-    def handle(self, message: ev.InboxMessage) -> None:
-        """Act on one inbox message, then publish what changed."""
-        handler = self._handlers.get(type(message))
-        if handler is None:
-            log.warning("no handler for %r", message)
-            return
-        handler(message)
-        self.tick()
+    def __init__(
+        self,
+        *,
+        config: Config,
+        clock: Clock,
+        journal: Journal,
+        log: EventLog,
+        timers: Timers,
+        state: SessionState,
+        gates: Gates,
+        plans: Plans,
+        health: Health,
+        monitoring: Monitoring,
+        alarms: AlarmEngine,
+        calls: Calls,
+        lights: Lights,
+        music: Music,
+        records: SessionRecords | None,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._journal = journal
+        self._log = log
+        self._timers = timers
+        self.state = state
+        self._gates = gates
+        self._plans = plans
+        self._health = health
+        self._monitoring = monitoring
+        self._alarms = alarms
+        self._calls = calls
+        self._lights = lights
+        self._music = music
+        self._records = records
 
-    @cached_property
-    def _handlers(self) -> dict[type, Callable[[Any], None]]:
-        table: dict[type, Callable[[Any], None]] = {
-            ev.CommandReceived: self._on_command,
-            ev.PlanReceived: self._on_plan,
-            ev.LinkUp: self._on_link_up,
-            ev.LinkDown: self._on_link_down,
-            ev.EventDelivered: lambda m: self.journal.mark_delivered(m.seq),
-            ev.VitalsArrived: self._on_vitals,
-            ev.NibpCompleted: self._on_nibp_completed,
-            ev.NibpFailed: self._on_nibp_failed,
-            ev.DeviceChanged: self._on_device,
-            ev.CallPressed: lambda m: self._place_call(),
-            ev.CallHeld: lambda m: self._clear_call("bedside", "bedside"),
-            ev.TrackStarted: self._on_track_started,
-            ev.TrackEnded: self._on_track_ended,
-            ev.PlaylistEnded: self._on_playlist_ended,
-            ev.AudioFailed: self._on_audio_failed,
-            ev.ClockSync: self._on_clock_sync,
-        }
-        if self._simulator is not None:
-            table[ev.SimAction] = self._simulator
-        return table
+    def timer_table(self) -> dict[str, Callable[[], None]]:
+        """The timers this part owns, by name."""
+        return {"infusion_end": self._infusion_end, "checkin": self._checkin_due}
 
-    # === commands ========================================================================
-
-    def _on_command(self, msg: ev.CommandReceived) -> None:
-        request_id, verb = "", msg.verb
-        try:
-            obj = parse_json_object(msg.payload)
-            rid = obj.get("request_id")
-            if isinstance(rid, str) and 0 < len(rid) <= 64:
-                request_id = rid
-            if verb not in COMMANDS:
-                raise UnknownVerb(f"unknown verb '{verb}'; verbs are {', '.join(COMMANDS)}")
-            first = self.journal.find_reply(request_id) if request_id else None
-            if first is not None:
-                self._reply(
-                    msg,
-                    Reply(
-                        request_id=request_id,
-                        verb=verb,
-                        ok=False,
-                        error=ErrorBody(
-                            code="duplicate",
-                            message=f"request_id '{request_id}' was already executed; "
-                            "its first reply is in details",
-                            details={"first_reply": json.loads(first)},
-                        ),
-                    ),
-                    record=False,
+    def apply(self, event: Event) -> None:
+        """Arm and cancel the session's timers from one journal event."""
+        s, data = self.state, event.data
+        match event.type:
+            case "infusion_started":
+                self._timers.set_at(
+                    "infusion_end", event.ts + timedelta(seconds=s.infusion_target_s)
                 )
-                return
-            command = validate_command(verb, obj)
-            self._check_fresh(command)
-            if self.phase not in VERB_PHASES[verb]:
-                raise InvalidState(wrong_phase_message(verb, self.phase))
-            result = getattr(self, f"_cmd_{verb}")(command)
-            reply = Reply(request_id=request_id, verb=verb, ok=True, result=result or {})
-        except CommandError as exc:
-            reply = self._reject(request_id, verb, exc.code, exc.message, exc.details)
-        except Exception:  # a bug must not stop the room; say so and keep the room running
-            log.exception("command %s failed", verb)
-            reply = self._reject(request_id, verb, "internal", "internal error; see the room's log")
-        try:
-            self._reply(msg, reply, record=bool(request_id))
-        except Exception:  # the command is decided and journaled; a failed reply must not jam
-            log.exception("reply to %s could not be sent", verb)
+                if s.music_mode == "no_music":
+                    minutes = s.protocol.checkin_interval_minutes
+                    self._timers.set_at("checkin", event.ts + timedelta(minutes=minutes))
+            case "infusion_completed" | "infusion_stopped":
+                self._timers.cancel("infusion_end")
+            case "checkin_due":
+                self._timers.set_at("checkin", parse_utc(data["next_due_at"]))
+            case "phase_changed" if data["to"] != "infusion":
+                self._timers.cancel("checkin")
+            case "session_ended":
+                self._timers.clear()
+            case _:
+                pass
 
-    def _check_fresh(self, command: Command) -> None:
-        """Refuse a command older than the configured age: a stale start_infusion must never
-        run minutes late (the broker keeps commands for a room that was briefly away)."""
-        limit = self._command_max_age_s
-        if limit is None or command.sent_at is None:
-            return
-        age = (self._clock.now() - command.sent_at).total_seconds()
-        if age > limit:
-            raise InvalidPayload(
-                f"field 'sent_at': the command is {age:.0f} s old (limit {limit:g} s); "
-                "not executed, send it again if it still applies",
-                {"age_s": round(age, 3), "limit_s": limit},
-            )
+    # --- the steps ------------------------------------------------------------------
 
-    def _reject(
-        self, request_id: str, verb: str, code: str, message: str, details: Any = None
-    ) -> Reply:
-        data: dict[str, Any] = {"verb": verb[:64], "code": code, "request_id": request_id}
-        self._emit("command_rejected", data)
-        return Reply(
-            request_id=request_id,
-            verb=verb[:64],
-            ok=False,
-            error=ErrorBody(code=code, message=message, details=details),
-        )
-
-    def _reply(self, msg: ev.CommandReceived, reply: Reply, *, record: bool) -> None:
-        if record:
-            self.journal.record_reply(reply.request_id, reply.to_json().decode())
-        self._link.publish_reply(reply, msg.response_topic, msg.correlation_data)
-
-    # === gates ===========================================================================
-
-    def gate(self, name: str) -> GateResult:
-        """Evaluate a gate as things stand now."""
-        result = GateResult(name)
-        if name == "safety":
-            for item in ("readiness", "consent"):
-                if item not in self.confirmed:
-                    result.unmet[item] = f"{item} not confirmed by a clinician"
-        if name in ("safety", "discharge"):
-            vitals = self.current_vitals()
-            manual = vitals is not None and vitals.source == "manual"
-            # A hand-measured SpO2/HR stays valid as long as a baseline NIBP would.
-            max_age = (
-                self.protocol.baseline_max_age_minutes * 60 if manual else self.alarm_limits.stale_s
-            )
-            check_vitals(
-                result,
-                now=self._clock.now(),
-                nibp=self.current_nibp(),
-                nibp_max_age_s=self.protocol.baseline_max_age_minutes * 60,
-                sample=vitals,
-                sample_max_age_s=max_age,
-                limits=self.alarm_limits,
-            )
-        return result
-
-    def _pass_gate(self, name: str | None, cmd: Any) -> None:
-        if name is not None:
-            self._check_gate(self.gate(name), cmd)
-
-    def _check_gate(self, result: GateResult, cmd: Any) -> None:
-        override = getattr(cmd, "override", None)
-        data: dict[str, Any] = {"gate": result.gate, "met": result.met, "unmet": list(result.unmet)}
-        if not result.met:
-            data["reasons"] = result.unmet
-        if not result.met and override is not None:
-            data["override"] = {"reason": override.reason, "by": cmd.by}
-        self._emit("gate_checked", data)
-        if not result.met and override is None:
-            raise GateNotMet(result.message(), {"gate": result.gate, "unmet": result.unmet})
-
-    def _cmd_start_session(self, cmd: Any) -> dict[str, Any]:
-        if not self.clock_synced and not self.config.room.allow_unsynced_clock:
+    def start_session(self, cmd: Any) -> dict[str, Any]:
+        """``start_session``: begin the plan's session at check-in."""
+        if not self._health.clock_synced and not self._config.room.allow_unsynced_clock:
             raise InvalidState(
                 "Can't start_session: the room's clock is not synchronised (check NTP; "
                 "a technician can set [room] allow_unsynced_clock = true)"
             )
-        plan: SessionPlan | None = cmd.plan or self.pending_plan
+        plan: SessionPlan | None = cmd.plan or self.state.pending_plan
         if plan is None:
             raise InvalidState(
                 "Can't start_session: no session plan (publish one on 'plan' or pass 'plan')"
             )
-        if self.journal.last_event("session_started") is not None and any(
-            e.type == "session_started" for e in self.journal.session_events(plan.session_id)
+        if self._journal.last_event("session_started") is not None and any(
+            e.type == "session_started" for e in self._journal.session_events(plan.session_id)
         ):
             raise InvalidState(f"session '{plan.session_id}' has already been run in this room")
-        tracks = self._resolve_tracks(plan)
-        self._emit(
+        tracks = self._plans.resolve_tracks(plan)
+        self._log.emit(
             "session_started",
             {"plan": plan.model_dump(mode="json"), "tracks": tracks, "by": cmd.by},
             session_id=plan.session_id,
@@ -226,197 +124,135 @@ class Room(RoomInputs):
         self._enter_phase("check_in", cmd.by)
         return {"session_id": plan.session_id}
 
-    def _cmd_advance(self, cmd: Any) -> dict[str, Any]:
-        if self.phase == "discharge":
-            return self._cmd_discharge(cmd)
-        if self.phase == "infusion" and not (self.infusion_completed or self.infusion_stopped):
+    def advance(self, cmd: Any) -> dict[str, Any]:
+        """``advance``: to the next phase, through its gate."""
+        s = self.state
+        if s.phase == "discharge":
+            return self.discharge(cmd)
+        if s.phase == "infusion" and not (s.infusion_completed or s.infusion_stopped):
             raise InvalidState(
                 "Can't advance while in infusion: "
                 + (
                     "the infusion is running (stop_infusion or wait for it to complete)"
-                    if self.infusion_running
+                    if s.infusion_running
                     else "the infusion has not started (start_infusion, or end_session)"
                 )
             )
-        target = NEXT[self.phase]
-        self._pass_gate(GATE_ON_ENTRY.get(target), cmd)
+        target = NEXT[s.phase]
+        self._gates.pass_gate(GATE_ON_ENTRY.get(target), cmd)
         self._enter_phase(target, cmd.by)
-        return {"phase": self.phase}
+        return {"phase": s.phase}
 
-    def _cmd_confirm(self, cmd: Any) -> dict[str, Any]:
-        self._emit("confirmed", {"item": cmd.item, "by": cmd.by})
+    def confirm(self, cmd: Any) -> dict[str, Any]:
+        """``confirm``: a clinician confirms readiness, consent or the IV line."""
+        self._log.emit("confirmed", {"item": cmd.item, "by": cmd.by})
         return {"item": cmd.item}
 
-    def _cmd_start_infusion(self, cmd: Any) -> dict[str, Any]:
-        if self.infusion_running or self.infusion_completed or self.infusion_stopped:
+    def start_infusion(self, cmd: Any) -> dict[str, Any]:
+        """``start_infusion``: the 40-minute infusion begins (the IV line confirmed)."""
+        s = self.state
+        if s.infusion_running or s.infusion_completed or s.infusion_stopped:
             raise InvalidState("Can't start_infusion: this session's infusion has already started")
         gate = GateResult("infusion_start")
-        if "iv_line" not in self.confirmed:
+        if "iv_line" not in s.confirmed:
             gate.unmet["iv_line"] = "IV line not confirmed"
-        self._check_gate(gate, cmd)
-        self._emit(
-            "infusion_started",
-            {"target_s": self.infusion_target_s, "by": cmd.by},
-        )
-        if self.tracks:  # the playlist, after the guidance if any (no-music: guidance only)
-            self._start_music(cmd.by)
-        return {"target_s": self.infusion_target_s}
+        self._gates.check(gate, cmd)
+        self._log.emit("infusion_started", {"target_s": s.infusion_target_s, "by": cmd.by})
+        if s.tracks:  # the playlist, after the guidance if any (no-music: guidance only)
+            self._music.start(cmd.by)
+        return {"target_s": s.infusion_target_s}
 
-    def _cmd_stop_infusion(self, cmd: Any) -> dict[str, Any]:
-        if not self.infusion_running:
+    def stop_infusion(self, cmd: Any) -> dict[str, Any]:
+        """``stop_infusion``: the infusion was stopped early."""
+        if not self.state.infusion_running:
             raise InvalidState("Can't stop_infusion: the infusion is not running")
-        self._emit("infusion_stopped", {"reason": cmd.reason, "by": cmd.by})
-        return {"elapsed_s": round(self.infusion_elapsed_s(), 3)}
+        self._log.emit("infusion_stopped", {"reason": cmd.reason, "by": cmd.by})
+        return {"elapsed_s": round(self.state.infusion_elapsed_s(), 3)}
 
-    def _cmd_music(self, cmd: Any) -> dict[str, Any]:
-        audio = self._audio
-        if audio is None or self.devices.get("audio") == "lost":
-            raise DeviceUnavailable("no audio output is available")
-        match cmd.action:
-            case "preview":
-                if self.phase not in ("check_in", "integration", "intentions", "pre_infusion"):
-                    raise InvalidState(f"Can't preview music while in {self.phase}")
-                if not cmd.track:
-                    raise InvalidPayload("field 'track': required for a preview")
-                track = self._resolve_one(cmd.track)
-                duration = cmd.duration_s or self.config.audio.preview_s
-                audio.preview(track, cmd.offset_s, duration)
-                self._emit(
-                    "preview_started",
-                    {"track": cmd.track, "offset_s": cmd.offset_s, "duration_s": duration},
-                )
-            case "play":
-                if self.music_playing:
-                    raise InvalidState("Can't play: the music is already playing")
-                if not self.tracks:
-                    raise InvalidState("Can't play: this session has no playlist")
-                self._start_music(cmd.by)
-            case "pause" | "resume" | "skip":
-                if not self.music_playing:
-                    raise InvalidState(f"Can't {cmd.action}: no music is playing")
-                getattr(audio, cmd.action)()
-                self._emit(
-                    f"music_{cmd.action}d" if cmd.action != "skip" else "music_skipped",
-                    {"by": cmd.by},
-                )
-            case "stop":
-                audio.stop(fade=True)
-                if self.music_playing:
-                    self._emit("music_stopped", {"reason": "stopped", "by": cmd.by})
-            case "volume":
-                if cmd.level is None:
-                    raise InvalidPayload("field 'level': required for volume")
-                audio.set_volume(cmd.output, cmd.level)
-                self._emit(
-                    "volume_changed", {"output": cmd.output, "level": cmd.level, "by": cmd.by}
-                )
-        return {"action": cmd.action}
-
-    def _cmd_lights(self, cmd: Any) -> dict[str, Any]:
-        if self._lighting is None or self.devices.get("lighting") == "lost":
-            raise DeviceUnavailable("the room's lights are not available")
-        scenes = self.config.hardware.lighting.scenes
-        if cmd.scene is None and cmd.level is None:
-            raise InvalidPayload("field 'scene' or 'level': one of them is required")
-        if cmd.scene is not None and cmd.scene not in scenes:
-            raise InvalidPayload(
-                f"field 'scene': unknown scene '{cmd.scene}'; scenes are {', '.join(scenes)}"
-            )
-        base = scenes[cmd.scene] if cmd.scene else scenes.get(self.phase, scenes["idle"])
-        level = cmd.level if cmd.level is not None else base.level
-        fade = cmd.fade_s if cmd.fade_s is not None else base.fade_s
-        self._set_lights(cmd.scene or "manual", level, base.colour, fade, cmd.by)
-        return {"scene": cmd.scene or "manual", "level": level}
-
-    def _cmd_call_ack(self, cmd: Any) -> dict[str, Any]:
-        if self.call not in ("placed", "escalated"):
-            raise InvalidState(f"Can't call_ack: no call waiting (call is {self.call})")
-        self._emit("call_acknowledged", {"by": cmd.by})
-        if self._lamp is not None:
-            self._lamp.set_lamp("steady")
-        return {"call": self.call}
-
-    def _cmd_call_clear(self, cmd: Any) -> dict[str, Any]:
-        if self.call == "idle":
-            raise InvalidState("Can't call_clear: there is no open call")
-        self._clear_call(cmd.by, "tablet")
-        return {"call": self.call}
-
-    def _cmd_alarm_ack(self, cmd: Any) -> dict[str, Any]:
-        alarm = self.alarms.acknowledge(cmd.alarm_id, cmd.by)
-        if alarm is None:
-            raise InvalidPayload(f"field 'alarm_id': no current alarm '{cmd.alarm_id}'")
-        return {"alarm_id": cmd.alarm_id}
-
-    def _cmd_alarm_silence(self, cmd: Any) -> dict[str, Any]:
-        silenced = self.alarms.silence(cmd.seconds, cmd.by)
-        return {"silenced": [a.id for a in silenced], "seconds": cmd.seconds}
-
-    def _cmd_nibp_now(self, cmd: Any) -> dict[str, Any]:
-        if self._nibp is None or self.devices.get("nibp") != "ok":
-            raise DeviceUnavailable(
-                "no commandable blood-pressure module; measure by hand and use record_vitals"
-            )
-        self._request_nibp(cmd.by)
+    def checkin(self, cmd: Any) -> dict[str, Any]:
+        """``checkin``: a clinician checked in with the patient (no-music mode)."""
+        self._log.emit("checkin_recorded", {"by": cmd.by, "note": cmd.note})
         return {}
 
-    def _cmd_record_vitals(self, cmd: Any) -> dict[str, Any]:
-        values = {k: getattr(cmd, k) for k in ("sys", "dia", "hr", "spo2")}
-        given = {k: v for k, v in values.items() if v is not None}
-        if not given:
-            raise InvalidPayload("fields 'sys', 'dia', 'hr', 'spo2': give at least one")
-        if (cmd.sys is None) != (cmd.dia is None):
-            raise InvalidPayload("fields 'sys' and 'dia': give both or neither")
-        if cmd.sys is not None and cmd.dia is not None and cmd.dia >= cmd.sys:
-            raise InvalidPayload("field 'dia': must be below 'sys'")
-        self._emit("vitals_recorded", {**given, "by": cmd.by, "source": "manual"})
-        if cmd.sys is not None and self.latest_nibp is not None:
-            self._link.publish_nibp(self.latest_nibp)
-            self.journal.record_vitals(
-                self.latest_nibp.ts, self.session_id, "nibp", self.latest_nibp.model_dump_json()
-            )
-            self.alarms.check_nibp(self.latest_nibp)
-        return given
-
-    def _cmd_checkin(self, cmd: Any) -> dict[str, Any]:
-        self._emit("checkin_recorded", {"by": cmd.by, "note": cmd.note})
-        return {}
-
-    def _cmd_emergency(self, cmd: Any) -> dict[str, Any]:
-        self._emit("emergency", {"reason": cmd.reason, "by": cmd.by})
-        scene = self.config.hardware.lighting.scenes["emergency"]
-        self._set_lights("emergency", scene.level, scene.colour, 0.0, cmd.by)
-        if self._audio is not None:
-            self._audio.stop(fade=False)
-        if self.music_playing:
-            self._emit("music_stopped", {"reason": "emergency"})
-        if self.infusion_running:
-            self._emit("infusion_stopped", {"reason": "emergency", "by": cmd.by})
-        self.alarms.raise_now(
+    def emergency(self, cmd: Any) -> dict[str, Any]:
+        """``emergency``: lights full, music off, infusion marked stopped, a high alarm."""
+        self._log.emit("emergency", {"reason": cmd.reason, "by": cmd.by})
+        self._lights.show("emergency", cmd.by, fade_s=0.0)
+        self._music.stop("emergency", fade=False)
+        if self.state.infusion_running:
+            self._log.emit("infusion_stopped", {"reason": "emergency", "by": cmd.by})
+        self._alarms.raise_now(
             "emergency", kind="physiological", priority="high", message=f"Emergency: {cmd.reason}"
         )
         return {}
 
-    def _cmd_discharge(self, cmd: Any) -> dict[str, Any]:
-        self._pass_gate("discharge", cmd)
-        self._emit("discharged", {"by": cmd.by})
-        self._end_session("discharged", cmd.by)
-        return {"phase": self.phase}
+    def discharge(self, cmd: Any) -> dict[str, Any]:
+        """``discharge``: the patient leaves, through the discharge gate."""
+        self._gates.pass_gate("discharge", cmd)
+        self._log.emit("discharged", {"by": cmd.by})
+        self._end("discharged", cmd.by)
+        return {"phase": self.state.phase}
 
-    def _cmd_end_session(self, cmd: Any) -> dict[str, Any]:
-        self._end_session(cmd.reason, cmd.by)
-        return {"phase": self.phase}
+    def end_session(self, cmd: Any) -> dict[str, Any]:
+        """``end_session``: end the session without discharge."""
+        self._end(cmd.reason, cmd.by)
+        return {"phase": self.state.phase}
 
-    def _cmd_events(self, cmd: Any) -> dict[str, Any]:
-        out: list[dict[str, Any]] = []
-        size = 0
-        for event in self.journal.events_since(cmd.since_seq, cmd.limit):
-            item = event.model_dump(mode="json")
-            size += len(json.dumps(item, separators=(",", ":"))) + 1
-            if size > EVENTS_REPLY_BUDGET and out:
-                break  # the caller continues from the last seq it got
-            out.append(item)
-        return {"events": out, "last_seq": self.journal.last_seq}
+    # --- what the devices say -------------------------------------------------------
 
-    def _cmd_status(self, cmd: Any) -> dict[str, Any]:
-        return self.state().model_dump(mode="json")
+    def on_playlist_ended(self, msg: ev.PlaylistEnded) -> None:
+        """The playlist ended: the music stops, and the debrief may be ready."""
+        self._music.on_playlist_ended()
+        self._maybe_debrief_ready()
+
+    def on_report_written(self, msg: ev.ReportWritten) -> None:
+        """A session's record was written: say where (nothing when it failed; it is logged)."""
+        if msg.result is not None:
+            self._log.emit("report_ready", msg.result, session_id=msg.session_id)
+
+    # --- inside the steps -----------------------------------------------------------
+
+    def _enter_phase(self, target: Phase, by: str) -> None:
+        previous = self.state.phase
+        self._log.emit("phase_changed", {"from": previous, "to": target, "by": by})
+        self._lights.show_phase(target, by)
+        if previous == "infusion" and self._music.playing:
+            self._music.stop("phase_changed")
+        if target == "discharge":
+            self._monitoring.nibp_due()
+
+    def _end(self, reason: str, by: str) -> None:
+        if self._music.playing:
+            self._music.stop("session_ended")
+        if self.state.infusion_running:
+            self._log.emit("infusion_stopped", {"reason": "session_ended", "by": by})
+        self._calls.clear(by, "session_end")
+        self._alarms.clear_all("physiological")
+        for code in SESSION_ALARMS:
+            self._alarms.clear(code)
+        session_id = self.state.session_id
+        self._log.emit("phase_changed", {"from": self.state.phase, "to": "ended", "by": by})
+        self._log.emit("session_ended", {"reason": reason, "by": by})
+        self._lights.show("ended", by)
+        if self._records is not None and session_id is not None:
+            self._records.write(session_id)  # off the core thread: ReportWritten comes back
+
+    def _infusion_end(self) -> None:
+        elapsed = round(self.state.infusion_elapsed_s(), 3)
+        self._log.emit("infusion_completed", {"elapsed_s": elapsed})
+        self._maybe_debrief_ready()
+
+    def _checkin_due(self) -> None:
+        minutes = self.state.protocol.checkin_interval_minutes
+        next_due = self._clock.now() + timedelta(minutes=minutes)
+        escalated = not self.state.checkin_done  # the last prompt went unanswered
+        self._log.emit("checkin_due", {"escalated": escalated, "next_due_at": iso_utc(next_due)})
+
+    def _maybe_debrief_ready(self) -> None:
+        s = self.state
+        if s.debrief_ready_sent or not s.infusion_completed:
+            return
+        music = s.music_mode == "music" and bool(s.tracks)
+        if music and not self._music.playlist_ended and self._music.started:
+            return
+        self._log.emit("debrief_ready", {})

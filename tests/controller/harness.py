@@ -14,7 +14,7 @@ from controller.config import Config, parse_config
 from controller.events import CommandReceived, InboxMessage, LinkUp, PlanReceived, VitalsArrived
 from controller.journal import Journal
 from controller.models import Reply, SessionPlan, VitalsSample
-from controller.session import Room
+from controller.room import Room
 from hw.fake import FakeAnnunciator, FakeCallButton, FakeLighting, FakeNibp
 from mqtt_bridge.fake import FakeLink
 

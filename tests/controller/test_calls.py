@@ -28,7 +28,7 @@ def test_press_places_a_call_at_once(room: Harness) -> None:
     in_session(room)
     press(room)
     assert room.events("call_placed") == [{}]
-    assert room.room.call == "placed"
+    assert room.room.calls.state == "placed"
     assert room.ok("status")["call"] == {"state": "placed"}
     assert room.button.lamp == "pulse"
     assert room.audio.ducked is True
@@ -58,7 +58,7 @@ def test_escalates_after_call_escalate_s_and_again_until_acknowledged(room: Harn
     assert room.events("call_escalated") == []
     room.run(1, step=1)
     assert len(room.events("call_escalated")) == 1
-    assert room.room.call == "escalated"
+    assert room.room.calls.state == "escalated"
     room.run(ESCALATE_S - 1, step=1)
     assert len(room.events("call_escalated")) == 1
     room.run(1, step=1)
@@ -75,7 +75,7 @@ def test_call_ack_makes_the_lamp_steady_and_stops_escalation(room: Harness) -> N
     assert room.ok("call_ack") == {"call": "acknowledged"}
     assert room.events("call_acknowledged") == [{"by": "dr-lee"}]
     assert room.button.lamp == "steady"
-    assert room.room.call == "acknowledged"
+    assert room.room.calls.state == "acknowledged"
     room.run(REMINDER_S - 5)
     assert len(room.events("call_escalated")) == 1
 
@@ -87,7 +87,7 @@ def test_acknowledged_call_not_cleared_comes_back_as_a_reminder(room: Harness) -
     assert len(room.events("call_placed")) == 1
     room.run(1, step=1)
     assert room.events("call_placed") == [{}, {"reminder": True}]
-    assert room.room.call == "placed"
+    assert room.room.calls.state == "placed"
     assert room.button.lamp == "pulse"
     # The reminder escalates like a new call.
     room.run(ESCALATE_S)
@@ -97,9 +97,9 @@ def test_acknowledged_call_not_cleared_comes_back_as_a_reminder(room: Harness) -
 def test_ack_of_an_escalated_call(room: Harness) -> None:
     press(room)
     room.run(ESCALATE_S)
-    assert room.room.call == "escalated"
+    assert room.room.calls.state == "escalated"
     room.ok("call_ack")
-    assert room.room.call == "acknowledged"
+    assert room.room.calls.state == "acknowledged"
 
 
 def test_hold_at_the_bedside_clears_the_call(room: Harness) -> None:
@@ -108,7 +108,7 @@ def test_hold_at_the_bedside_clears_the_call(room: Harness) -> None:
     room.button.hold()
     room.drain()
     assert room.events("call_cleared") == [{"by": "bedside", "where": "bedside"}]
-    assert room.room.call == "idle"
+    assert room.room.calls.state == "idle"
     assert room.button.lamp == "off"
     assert room.audio.ducked is False
     assert room.audio.calls[-1] == ("duck", (False,))
@@ -123,7 +123,7 @@ def test_hold_clears_an_acknowledged_call_and_its_reminder(room: Harness) -> Non
     room.ok("call_ack")
     room.button.hold()
     room.drain()
-    assert room.room.call == "idle"
+    assert room.room.calls.state == "idle"
     room.run(REMINDER_S * 2)
     assert len(room.events("call_placed")) == 1
 

@@ -16,22 +16,25 @@ from tests.controller.harness import Harness
 def snapshot(h: Harness) -> dict[str, Any]:
     """What must survive a restart, as the room sees it now."""
     r = h.room
+    s = r.session.state
     return {
         "phase": r.phase,
-        "session_id": r.session_id,
-        "confirmed": dict(r.confirmed),
+        "session_id": s.session_id,
+        "confirmed": dict(s.confirmed),
         "infusion": (
-            r.infusion_running,
-            r.infusion_completed,
-            r.infusion_stopped,
-            round(r.infusion_elapsed_s(), 3),
-            r.infusion_started_at,
+            s.infusion_running,
+            s.infusion_completed,
+            s.infusion_stopped,
+            round(s.infusion_elapsed_s(), 3),
+            s.infusion_started_at,
         ),
-        "call": r.call,
+        "call": r.calls.state,
         "alarms": sorted((a.code, a.state, a.id) for a in r.alarms.current()),
-        "music": (r.music_playing, r.playlist_ended, r.track_index, r.current_track),
-        "debrief_ready": r.debrief_ready_sent,
-        "nibp": None if r.latest_nibp is None else (r.latest_nibp.sys, r.latest_nibp.dia),
+        "music": (r.music.playing, r.music.playlist_ended, r.music.track_index, r.music.track),
+        "debrief_ready": s.debrief_ready_sent,
+        "nibp": None
+        if r.monitoring.latest_nibp is None
+        else (r.monitoring.latest_nibp.sys, r.monitoring.latest_nibp.dia),
         "timers": {
             n: r.timers.due_at(n)
             for n in (
@@ -43,9 +46,9 @@ def snapshot(h: Harness) -> dict[str, Any]:
                 "call_reminder",
             )
         },
-        "lights": (r.lighting_scene, r.lighting_level),
-        "plan": None if r.plan is None else r.plan.session_id,
-        "pending_plan": None if r.pending_plan is None else r.pending_plan.session_id,
+        "lights": (r.lights.scene, r.lights.level),
+        "plan": None if s.plan is None else s.plan.session_id,
+        "pending_plan": None if s.pending_plan is None else s.pending_plan.session_id,
     }
 
 
@@ -56,7 +59,7 @@ def run_recorded_session(h: Harness, music_mode: str) -> dict[int, tuple[Any, di
     def record(event: Event) -> None:
         snaps[event.seq] = (h.clock.now(), snapshot(h))
 
-    h.room._listeners.append(record)
+    h.room.add_listener(record)
     playlist = [] if music_mode == "no_music" else ["a.ogg", "b.ogg"]
     h.to_infusion_running(music_mode=music_mode, playlist=playlist)
     h.run(60)
@@ -147,8 +150,8 @@ def test_resume_mid_infusion_after_downtime(tmp_path: Path) -> None:
     assert resumed == [{"downtime_s": 300.0, "phase": "infusion"}]
     first_new = again.journal.events_since(last_seq + 1, 10)[0]
     assert first_new.seq == last_seq + 1 and first_new.type == "session_resumed"
-    assert again.room.infusion_running
-    assert abs(again.room.infusion_elapsed_s() - 17 * 60) < 1e-6
+    assert again.room.session.state.infusion_running
+    assert abs(again.room.session.state.infusion_elapsed_s() - 17 * 60) < 1e-6
     # music continues at the right track and offset
     play = [c for c in again.audio.calls if c[0] == "play"][-1]
     assert play[1][1] == 0 and abs(play[1][2] - 17 * 60) < 1e-6
@@ -175,7 +178,7 @@ def test_ended_session_is_not_resumed(tmp_path: Path) -> None:
     again = Harness(tmp_path)
     assert again.room.phase == "ended"
     assert "session_resumed" not in again.types()
-    assert again.room.lighting_scene == "ended"
+    assert again.room.lights.scene == "ended"
     again.close()
 
 
@@ -187,7 +190,7 @@ def test_resumed_track_is_not_counted_as_the_next_one(tmp_path: Path) -> None:
     h.audio.finish_track(60.0)  # a.ogg ends, b.ogg starts
     h.drain()
     h.run(120)
-    assert h.room.track_index == 1
+    assert h.room.music.track_index == 1
     h.journal.close()
     for _ in range(2):  # two crashes in a row: each resume restarts b.ogg where it was
         clock.advance(30)
@@ -195,5 +198,5 @@ def test_resumed_track_is_not_counted_as_the_next_one(tmp_path: Path) -> None:
         play = [c for c in again.audio.calls if c[0] == "play"][-1]
         assert play[1][1] == 1, play
         assert play[1][2] == 120.0 + 30.0 * (_ + 1)  # the offset counts both downtimes
-        assert again.room.track_index == 1 and again.room.current_track == "b.ogg"
+        assert again.room.music.track_index == 1 and again.room.music.track == "b.ogg"
         again.journal.close()

@@ -44,7 +44,7 @@ def test_whole_session_music_mode(room: Harness) -> None:
     assert len(room.events("nibp_due")) == 4
     assert len([e for e in room.events("nibp_requested") if e["by"] == "schedule"]) == 4
     assert room.types().count("infusion_completed") == 1
-    assert room.room.infusion_completed
+    assert room.room.session.state.infusion_completed
     # Music still playing: debrief is not ready until the playlist ends.
     assert "debrief_ready" not in room.types()
     room.run(8 * 60)
@@ -155,9 +155,9 @@ def test_start_infusion_needs_iv_line(room: Harness) -> None:
     reply = room.cmd("start_infusion")
     assert reply.error is not None and reply.error.code == "gate_not_met"
     assert list(reply.error.details["unmet"]) == ["iv_line"]
-    assert not room.room.infusion_running
+    assert not room.room.session.state.infusion_running
     room.ok("start_infusion", override={"reason": "line checked by anaesthetist"})
-    assert room.room.infusion_running
+    assert room.room.session.state.infusion_running
 
 
 def test_manual_vitals_satisfy_the_gate_without_an_oximeter(tmp_path) -> None:
@@ -368,7 +368,7 @@ def test_plan_rejected_with_reasons_changes_nothing(room: Harness) -> None:
     rejected = room.events("plan_rejected")[-1]["reasons"]
     assert any("patient_ref" in r for r in rejected)
     assert any("session_number" in r for r in rejected)
-    assert room.room.pending_plan is None
+    assert room.room.session.state.pending_plan is None
     room.library.missing = {"b.ogg"}
     room.plan()
     assert "missing music file 'b.ogg'" in room.events("plan_rejected")[-1]["reasons"][0]
@@ -377,7 +377,7 @@ def test_plan_rejected_with_reasons_changes_nothing(room: Harness) -> None:
     room.ok("start_session")
     room.plan(session_id="s-11")
     assert "is running" in room.events("plan_rejected")[-1]["reasons"][0]
-    assert room.room.session_id == "s-10"
+    assert room.room.session.state.session_id == "s-10"
 
 
 def test_same_retained_plan_again_is_ignored(room: Harness) -> None:
@@ -389,7 +389,7 @@ def test_same_retained_plan_again_is_ignored(room: Harness) -> None:
 def test_config_overrides_from_plan(tmp_path) -> None:
     h = Harness(tmp_path, make_config(protocol={"infusion_minutes": 30}))
     h.to_infusion_running(protocol={"nibp_interval_minutes": 15})
-    assert h.room.infusion_target_s == 30 * 60
+    assert h.room.session.state.infusion_target_s == 30 * 60
     h.run(15 * 60)
     assert len(h.events("nibp_due")) == 1
     h.run(15 * 60)
@@ -411,7 +411,7 @@ def test_backlog_is_resent_in_seq_order_in_batches(room: Harness) -> None:
     room.vitals()  # live vitals are not held up behind the backlog
     assert len(room.link.vitals) == vitals_before + 1
     room.drain()
-    while room.room._backlog is not None:
+    while room.room.log.backlog is not None:
         room.room.tick()
     room.drain()
     resent = [e.seq for e in room.link.events[before:]]
@@ -427,7 +427,7 @@ def test_stale_command_is_not_executed(tmp_path) -> None:
     from controller.models import iso_utc
 
     h = Harness(tmp_path)
-    h.room._command_max_age_s = 30.0
+    h.room.commands.max_age_s = 30.0
     h.plan()
     old = iso_utc(h.clock.now() - timedelta(seconds=95))
     reply = h.cmd("start_session", sent_at=old)
@@ -489,7 +489,7 @@ def test_unsynchronised_clock_override_by_config(tmp_path) -> None:
 
 
 def test_journal_recovery_is_announced_and_alarmed(room: Harness) -> None:
-    room.room.journal_recovered("/data/journal.sqlite.damaged-x", 812, "failed its check")
+    room.room.health.journal_recovered("/data/journal.sqlite.damaged-x", 812, "failed its check")
     room.drain()
     assert room.events("journal_recovered")[-1]["last_seq"] == 812
     alarm = [a for a in room.room.alarms.current() if a.code == "journal_recovered"]

@@ -95,7 +95,7 @@ def test_alarm_escalation_and_silence_keep_monotonic_time(tmp_path: Path, step: 
     raised = run.at("alarm_raised")[0]
     alarm = run.first("alarm_raised").data["alarm"]
     assert alarm["code"] == "spo2_critical" and alarm["priority"] == "high"
-    escalate_after = h.room.alarm_limits.escalate_after_s
+    escalate_after = h.room.alarms.limits.escalate_after_s
     for _ in range(10):
         run.second(spo2=80)
     h.clock.step_wall(step)  # 10 s after the alarm: escalation must not move

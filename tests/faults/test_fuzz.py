@@ -295,12 +295,12 @@ class RoomMachine(RuleBasedStateMachine):
             self.h.audio.finish_track()
         self.h.drain()
 
-    @precondition(lambda self: self.h.room.link_online)
+    @precondition(lambda self: self.h.room.log.online)
     @rule()
     def link_down(self) -> None:
         self.h.deliver(LinkDown())
 
-    @precondition(lambda self: not self.h.room.link_online)
+    @precondition(lambda self: not self.h.room.log.online)
     @rule()
     def link_up(self) -> None:
         self.h.deliver(LinkUp())
