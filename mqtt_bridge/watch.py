@@ -8,10 +8,9 @@ import queue
 import sys
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from mqtt_bridge.roomctl import Client
+from mqtt_bridge.client import Client
 
 
 class RoomScreen:

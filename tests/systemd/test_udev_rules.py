@@ -79,7 +79,8 @@ def test_stable_names() -> None:
 def test_udevadm_parses_rules(tmp_path: Path) -> None:
     """systemd 252 has no `udevadm verify` (254+): run `udevadm test`, which loads and checks
     every rules file, inside a private mount namespace where /etc/udev/rules.d, /dev and
-    /run/udev are scratch directories — the host's udev and /dev are never touched."""
+    /run are scratch directories — the host's udev, /dev and /run are never touched. /run/udev
+    is made inside the fresh /run: a host where no udev daemon has run has none."""
     udevadm, unshare = shutil.which("udevadm"), shutil.which("unshare")
     if udevadm is None:
         pytest.skip("udevadm not found: install the Debian package 'udev'")
@@ -97,7 +98,7 @@ def test_udevadm_parses_rules(tmp_path: Path) -> None:
     shutil.copy(RULES, rules_dir / RULES.name)
     (rules_dir / "98-broken.rules").write_text('SUBSYSTEM=="tty", BOGUS{x}=="y"\n')
     script = (
-        "set -e; mount -t tmpfs none /run/udev; mount -t tmpfs none /dev; "
+        "set -e; mount -t tmpfs none /run; mkdir /run/udev; mount -t tmpfs none /dev; "
         f"mount --bind {rules_dir} /etc/udev/rules.d; {udevadm} test {device} 2>&1"
     )
     result = subprocess.run(
