@@ -35,6 +35,7 @@ from controller.ports import (
     Lighting,
     MusicLibrary,
     Nibp,
+    SessionRecords,
 )
 from controller.state import RoomView
 
@@ -66,7 +67,7 @@ class RoomCore(RoomView):
         heartbeat_s: float = 10.0,
         simulator: Callable[[ev.SimAction], None] | None = None,
         listeners: Sequence[Callable[[Event], None]] = (),
-        report: Callable[[str], dict[str, Any] | None] | None = None,
+        records: SessionRecords | None = None,
         command_max_age_s: float | None = None,
     ) -> None:
         super().__init__(config, clock)
@@ -83,7 +84,7 @@ class RoomCore(RoomView):
         self._simulator = simulator
         self._backlog: int | None = None  # the first seq still to re-send after a reconnect
         self._command_max_age_s = command_max_age_s  # None: sent_at not checked
-        self._report = report  # writes a session's record; None when it could not
+        self._records = records  # writes an ended session's record off the core thread
         self.devices.update(devices or {})
         self.alarms = AlarmEngine(clock, config.alarms, self._emit)
         self._dirty = True
@@ -241,10 +242,8 @@ class RoomCore(RoomView):
         self._emit("session_ended", {"reason": reason, "by": by})
         scene = self.config.hardware.lighting.scenes["ended"]
         self._set_lights("ended", scene.level, scene.colour, scene.fade_s, by)
-        if self._report is not None and session_id is not None:
-            ready = self._report(session_id)
-            if ready is not None:
-                self._emit("report_ready", ready, session_id=session_id)
+        if self._records is not None and session_id is not None:
+            self._records.write(session_id)  # ReportWritten comes back on the inbox
 
     # === timers =========================================================================
 

@@ -79,10 +79,16 @@ class Room(RoomInputs):
             ev.PlaylistEnded: self._on_playlist_ended,
             ev.AudioFailed: self._on_audio_failed,
             ev.ClockSync: self._on_clock_sync,
+            ev.ReportWritten: self._on_report_written,
         }
         if self._simulator is not None:
             table[ev.SimAction] = self._simulator
         return table
+
+    def _on_report_written(self, msg: ev.ReportWritten) -> None:
+        # A record that could not be written is logged by the writer; the journal keeps all.
+        if msg.result is not None:
+            self._emit("report_ready", msg.result, session_id=msg.session_id)
 
     # === commands ========================================================================
 
