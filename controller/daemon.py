@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
             clock_watch.close()
         devices.close()
         if not records.close():
-            log.error("a session record was still being written at shutdown: `roomd report`")
+            log.error("stopped while writing a session record: `roomd report` writes it again")
         journal.close()
     log.info("room %s stopped", config.room.id)
     return code

@@ -64,9 +64,8 @@ class RecordWriter:
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
 
-    def write_now(self, session_id: str) -> dict[str, Any] | None:
-        """Write one session's record on the calling thread: ``report_ready``'s data, or None
-        (and a logged error) when it could not be written."""
+    def _record(self, session_id: str) -> dict[str, Any] | None:
+        # report_ready's data, or None (and a logged error) when it could not be written.
         try:
             with JournalReader(self._journal_path) as journal:
                 return rebuild_from_journal(
@@ -82,4 +81,4 @@ class RecordWriter:
 
     def _run(self) -> None:
         while (session_id := self._sessions.get()) is not None:
-            self._emit(ReportWritten(session_id, self.write_now(session_id)))
+            self._emit(ReportWritten(session_id, self._record(session_id)))
