@@ -18,18 +18,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.clock import SystemClock
 from controller.config import Config, load_config
 from controller.errors import ConfigError, JournalError
-from controller.events import InboxMessage, ReportWritten, Shutdown, SimAction
+from controller.events import InboxMessage, Shutdown, SimAction
 from controller.journal import Journal, open_journal
 from controller.loop import CoreLoop
 from controller.models import Event, iso_utc, parse_utc
 from controller.room import Room
 from controller.sdnotify import Notifier
 from controller.system import ClockWatch, setup_logging
+
+if TYPE_CHECKING:
+    from controller.record.writer import RecordWriter
 
 log = logging.getLogger("roomd")
 
@@ -241,8 +244,10 @@ def build_room(
     args: argparse.Namespace,
     journal: Journal,
     inbox: queue.SimpleQueue[InboxMessage],
-) -> tuple[Room, Any, Devices, SystemClock]:
+) -> tuple[Room, Any, Devices, SystemClock, RecordWriter]:
     """Wire the adapters to the core's ports."""
+    from controller.record.hl7 import Sender
+    from controller.record.writer import RecordWriter
     from mqtt_bridge.link import MqttLink, room_client_id
     from mqtt_bridge.topics import Topics
 
@@ -260,6 +265,10 @@ def build_room(
         simulate=args.simulate,
     )
     devices = Devices(config, emit, clock, simulate=args.simulate)
+    # Session records are written on the writer's thread, from its own view of the journal.
+    records = RecordWriter(
+        journal.path, Path(args.data_dir), emit, sender=Sender(config.room.id), now=clock.now
+    )
     room = Room(
         config,
         clock=clock,
@@ -277,37 +286,9 @@ def build_room(
         listeners=[devices.observe],
         # Under --time-scale the room's clock runs ahead of the senders': no age check.
         command_max_age_s=config.mqtt.command_max_age_s if args.time_scale == 1.0 else None,
-        records=InlineRecords(journal, Path(args.data_dir), config, emit),
+        records=records,
     )
-    return room, link, devices, clock
-
-
-class InlineRecords:
-    """Writes a session's record and reports back through the inbox (SessionRecords)."""
-
-    def __init__(
-        self, journal: Journal, data_dir: Path, config: Config, emit: Callable[[InboxMessage], None]
-    ) -> None:
-        self._journal, self._data_dir, self._config, self._emit = journal, data_dir, config, emit
-
-    def write(self, session_id: str) -> None:
-        """Write the record now and put ReportWritten on the inbox."""
-        result = write_report(self._journal, session_id, self._data_dir, self._config)
-        self._emit(ReportWritten(session_id, result))
-
-
-def write_report(
-    journal: Journal, session_id: str, data_dir: Path, config: Config
-) -> dict[str, Any] | None:
-    """Write a session's record at its end; None (and a logged error) when it cannot."""
-    from controller.report import rebuild_from_journal
-
-    try:
-        return rebuild_from_journal(journal, session_id, data_dir, room_id=config.room.id)
-    except (OSError, ValueError, LookupError):
-        # The journal keeps everything; `roomd report` can build it again later.
-        log.exception("the session report for %s could not be written", session_id)
-        return None
+    return room, link, devices, clock, records
 
 
 def self_test(config: Config, args: argparse.Namespace) -> int:
@@ -324,7 +305,7 @@ def self_test(config: Config, args: argparse.Namespace) -> int:
 
 def report_main(argv: list[str]) -> int:
     """``roomd report <session_id>``: build a session's record again from the journal."""
-    from controller.report import rebuild_from_journal
+    from controller.record.files import rebuild_from_journal
 
     p = argparse.ArgumentParser(prog="roomd report", description=report_main.__doc__)
     p.add_argument("session_id")
@@ -390,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     inbox: queue.SimpleQueue[InboxMessage] = queue.SimpleQueue()
     notifier = Notifier()
     try:
-        room, link, devices, clock = build_room(config, args, journal, inbox)
+        room, link, devices, clock, records = build_room(config, args, journal, inbox)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.path}: {problem}", file=sys.stderr)
@@ -442,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
         if clock_watch is not None:
             clock_watch.close()
         devices.close()
+        if not records.close():
+            log.error("stopped while writing a session record: `roomd report` writes it again")
         journal.close()
     log.info("room %s stopped", config.room.id)
     return code

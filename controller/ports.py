@@ -158,7 +158,7 @@ class SessionRecords(Protocol):
     """Writes an ended session's record (report files) off the core thread.
 
     ``write`` returns at once; when the record is written the writer puts a
-    ``ReportWritten`` message on the inbox, with ``summary`` None when it could not be written.
+    ``ReportWritten`` message on the inbox, with ``result`` None when it could not be written.
     """
 
     def write(self, session_id: str) -> None:

@@ -69,7 +69,7 @@ class SessionMachine:
         self._calls = calls
         self._lights = lights
         self._music = music
-        self._records = records
+        self.records = records  # public: the daemon and tests may give one later
 
     def timer_table(self) -> dict[str, Callable[[], None]]:
         """The timers this part owns, by name."""
@@ -234,8 +234,8 @@ class SessionMachine:
         self._log.emit("phase_changed", {"from": self.state.phase, "to": "ended", "by": by})
         self._log.emit("session_ended", {"reason": reason, "by": by})
         self._lights.show("ended", by)
-        if self._records is not None and session_id is not None:
-            self._records.write(session_id)  # off the core thread: ReportWritten comes back
+        if self.records is not None and session_id is not None:
+            self.records.write(session_id)  # off the core thread: ReportWritten comes back
 
     def _infusion_end(self) -> None:
         elapsed = round(self.state.infusion_elapsed_s(), 3)

@@ -168,7 +168,7 @@ def run_report(ns: argparse.Namespace) -> int:
     are not journal events; docs/deploy.md says how to copy it.
     """
     from controller.models import Event
-    from controller.report import build_report, report_dir
+    from controller.record.files import build_report, report_dir
 
     if len(ns.args) != 1:
         print("roomctl: report takes one argument: the session id", file=sys.stderr)

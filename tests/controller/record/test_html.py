@@ -13,12 +13,9 @@ import struct
 import subprocess
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
-
-from controller.report import build_report, report_dir
-from tests.controller.harness import Harness
-from tests.controller.test_report import SID, run_music_session
 
 WIDTH, HEIGHT = 1200, 1600
 
@@ -84,17 +81,13 @@ def colour_near(pixel: tuple[int, ...], hex_colour: str, tolerance: int = 40) ->
 
 
 @pytest.fixture(scope="module")
-def png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def png(tmp_path_factory: pytest.TempPathFactory, session: dict[str, Any]) -> Path:
     """report.html of a whole session, rendered by headless chromium."""
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("chromium is not installed: apt-get install chromium (Debian's package)")
     tmp = tmp_path_factory.mktemp("render")
-    h = Harness(tmp)
-    run_music_session(h)
-    out = report_dir(tmp, SID)
-    build_report(h.journal.session_events(SID), h.journal.vitals(SID), out, room_id="room-1")
-    h.close()
+    out = session["out"]
     shot = tmp / "report.png"
     env = dict(os.environ, HOME=str(tmp))  # chromium writes its profile under HOME
     subprocess.run(

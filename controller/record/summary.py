@@ -1,33 +1,21 @@
-"""The session record: what happened in one session, for clinicians, researchers and programs.
+"""The session record's data: ``session.json`` and the rows of ``vitals.csv``.
 
-``build_report`` turns a session's journal events and vitals into ``reports/<session_id>/``:
-
-- ``session.json``: the summary (phases, infusion, blood pressures, SpO2/HR extremes, alarms,
-  calls, check-ins, gates and overrides, emergencies, music, discharge), times as ISO-8601 UTC
-  and as seconds since the session started (``t_s``);
-- ``vitals.csv``: every oximeter sample, blood pressure and hand-entered value, one row each;
-- ``events.jsonl``: the session's journal events, one JSON object a line;
-- ``report.html``: one self-contained page (inline SVG chart and CSS, nothing fetched);
-- ``oru_r01.hl7``: the vitals as an HL7 v2.6 ORU^R01 message (see ``controller.hl7``).
-
-Built from the journal alone, so ``rebuild_from_journal`` gives the same files later. No
-patient name exists in the data: the patient is the plan's ``patient_ref`` pseudonym.
+``summarize`` turns a session's journal events and vitals rows into the summary (phases,
+infusion, blood pressures, SpO2/HR extremes, alarms, calls, check-ins, gates and overrides,
+emergencies, music, discharge), times as ISO-8601 UTC and as seconds since the session started
+(``t_s``); ``vitals_rows`` lists every oximeter sample, blood pressure and hand-entered value.
+Both read only what the journal holds. No patient name exists in the data: the patient is the
+plan's ``patient_ref`` pseudonym.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
-import os
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from controller import hl7
-from controller.journal import Journal
 from controller.models import Event, iso_utc, parse_utc
 
 REPORT_VERSION = 1
@@ -37,7 +25,7 @@ default ``stale_s``: the room would have raised ``vitals_stale``)."""
 
 CSV_HEADER = "time,t_s,kind,spo2,hr,pi,quality,sys,dia,map,source,by"
 CSV_COLUMNS = tuple(CSV_HEADER.split(","))
-FILES = ("session.json", "vitals.csv", "events.jsonl", "report.html", "oru_r01.hl7")
+"""The columns of ``vitals.csv``, which are the keys of every ``vitals_rows`` row."""
 
 Record = dict[str, Any]
 ALARM_LATER = "acknowledged_at acknowledged_by time_to_ack_s escalated_at cleared_at duration_s"
@@ -406,7 +394,7 @@ def summary_of(rec: Record) -> dict[str, Any]:
     )
 
 
-# === the files ============================================================================
+# === the vitals rows ======================================================================
 
 
 def vitals_rows(
@@ -431,64 +419,3 @@ def vitals_rows(
         {c: None for c in CSV_COLUMNS} | {"time": iso_utc(ts), "t_s": clock.t(ts)} | row
         for ts, row in rows
     ]
-
-
-def csv_text(rows: Sequence[dict[str, Any]]) -> str:
-    """``vitals.csv``: a header and one row per reading; an empty cell is no value."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in CSV_COLUMNS})
-    return buf.getvalue()
-
-
-def _write(path: Path, text: str) -> None:
-    # Write beside and rename, so a reader never sees half a file (a crash mid-report).
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8", newline="")
-    os.replace(tmp, path)
-
-
-def build_report(
-    events: Sequence[Event],
-    vitals: Sequence[tuple[str, str, str]],
-    out_dir: Path,
-    *,
-    room_id: str = "",
-) -> dict[str, Any]:
-    """Write the session's record into ``out_dir``; return ``{path, summary}`` for
-    ``report_ready`` (``path`` is the HTML report)."""
-    from controller.report_html import render_html
-
-    rec = summarize(events, vitals)
-    rows = vitals_rows(events, vitals)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write(out_dir / "session.json", json.dumps(rec, indent=2, ensure_ascii=False) + "\n")
-    _write(out_dir / "vitals.csv", csv_text(rows))
-    _write(out_dir / "events.jsonl", "".join(e.model_dump_json() + "\n" for e in events))
-    _write(out_dir / "report.html", render_html(rec, rows))
-    _write(out_dir / "oru_r01.hl7", hl7.session_message(rec, rows, room_id))
-    return {"path": str(out_dir / "report.html"), "summary": summary_of(rec)}
-
-
-def report_dir(data_dir: Path, session_id: str) -> Path:
-    """Where a session's record lives: ``<data_dir>/reports/<session_id>/``."""
-    # Session ids are ≤ 64 chars chosen by the clinic; keep them from leaving reports/.
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id).lstrip(".")
-    return data_dir / "reports" / (safe or "_")
-
-
-def rebuild_from_journal(
-    journal: Journal, session_id: str, data_dir: Path, *, room_id: str = ""
-) -> dict[str, Any]:
-    """Build (again) a session's record from the journal (``roomd report <session_id>``).
-
-    Raises LookupError when the journal has no such session.
-    """
-    events = journal.session_events(session_id)
-    if not any(e.type == "session_started" for e in events):
-        raise LookupError(f"no session '{session_id}' in the journal")
-    return build_report(
-        events, journal.vitals(session_id), report_dir(data_dir, session_id), room_id=room_id
-    )
