@@ -29,7 +29,7 @@ def simulated_oximeter(
 
 
 def simulated_nibp(
-    driver: str, clock: Clock, patient: SimulatedPatient
+    driver: str, clock: Clock, patient: SimulatedPatient | None
 ) -> SimulatedDevice | None:
     """The simulated module for NIBP driver ``driver``; ``None`` if it has none (``manual``)."""
     make = NIBPS[driver].simulator

@@ -115,3 +115,4 @@ def test_dmx_without_port_is_absent(emitted: Any) -> None:
     lights.step(0.0)
     lights.close()
     assert emitted.statuses("lighting") == ["absent"]
+    assert emitted.messages[0].detail == "dmx driver without a port"

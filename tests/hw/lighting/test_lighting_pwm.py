@@ -37,9 +37,7 @@ def test_the_drivers_own_keys_are_checked_when_the_config_is_read() -> None:
         "hardware.lighting.pins: Value error, lights need 1, 3 (RGB) or 4 (RGBW) channels, "
         "got 2 (got [5, 6])"
     ]
-    assert lighting_errors({"driver": "rgb"}) == [
-        "hardware.lighting.pins: required key is missing"
-    ]
+    assert lighting_errors({"driver": "rgb"}) == ["hardware.lighting.pins: required key is missing"]
     # A DMX key under the pwm driver does nothing: refused, with the keys pwm has.
     assert lighting_errors({"driver": "pwm", "port": "/dev/ttyUSB0", "pins": [30]}) == [
         "hardware.lighting.pins.0: Input should be less than or equal to 27 (got 30)",
