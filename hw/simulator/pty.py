@@ -34,6 +34,7 @@ class Pty:
         self.plug()
 
     def plug(self) -> None:
+        """Open a fresh pty behind the path (nothing if one is open)."""
         with self.lock:
             if self.master is not None:
                 return
@@ -49,6 +50,7 @@ class Pty:
             os.replace(tmp, self.path)
 
     def unplug(self) -> None:
+        """Close the pty and remove the path: a reader's next read fails."""
         with self.lock:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
@@ -60,9 +62,11 @@ class Pty:
 
     @property
     def plugged(self) -> bool:
+        """Whether a pty is open behind the path."""
         return self.master is not None
 
     def write(self, data: bytes) -> None:
+        """Write to the device's side; dropped when unplugged or when nobody reads."""
         with self.lock:
             if self.master is None:
                 return
@@ -71,6 +75,7 @@ class Pty:
                 os.write(self.master, data)
 
     def close(self) -> None:
+        """Unplug for good and remove the private directory."""
         self.unplug()
         shutil.rmtree(self._dir, ignore_errors=True)
 
