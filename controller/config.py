@@ -2,6 +2,9 @@
 
 Every key has a default except ``room.id``. A bad file is reported key by key, all at once,
 with "did you mean" for typos (Mopidy's habit), so a technician fixes it in one pass.
+
+A device section's ``driver`` and the driver's own keys are checked against what the
+adapters registered (``controller.drivers``): the daemon loads them before reading a config.
 """
 
 from __future__ import annotations
@@ -10,17 +13,22 @@ import difflib
 import tomllib
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from controller import drivers
+from controller.drivers import DriverSettings, UnknownDriver
 from controller.errors import ConfigError
 from controller.models import AlarmLimit
 
@@ -98,15 +106,95 @@ def _default_scenes() -> dict[str, Scene]:
     }
 
 
-class LightingSection(Section):
+class DriverSection(Section):
+    """A device section: its ``driver``, the keys all drivers of its kind share, and the
+    driver's own keys, checked by the settings model the driver registered.
+
+    ``settings`` holds the own keys as given, or ``None`` when the section names neither a
+    driver nor an own key: then nothing is looked up, so a config that leaves the section
+    alone reads without the adapters; ``driver_settings()`` gives the driver's defaults.
+    """
+
+    kind: ClassVar[str]
+    """The section's name under ``[hardware]``, and the registry's kind."""
+
+    driver: str
+    settings: DriverSettings | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _driver_and_own_keys(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        if not isinstance(data, dict):
+            return handler(data)
+        shared_keys = set(cls.model_fields) - {"settings"}
+        shared = {k: v for k, v in data.items() if k in shared_keys}
+        own = {k: v for k, v in data.items() if k not in shared_keys}
+        driver = data.get("driver", cls.model_fields["driver"].default)
+        settings: DriverSettings | None = None
+        errors: list[Any] = []
+        if (own or "driver" in data) and isinstance(driver, str):
+            settings, errors = cls._own_settings(driver, own)
+        try:
+            section = handler({**shared, "settings": settings})
+        except ValidationError as exc:
+            errors = [*exc.errors(), *errors]
+        if errors:
+            # Every bad key at once: the section's and the driver's together.
+            raise ValidationError.from_exception_data(cls.__name__, [_rewrap(e) for e in errors])
+        return section
+
+    @classmethod
+    def _own_settings(
+        cls, driver: str, own: dict[str, Any]
+    ) -> tuple[DriverSettings | None, list[Any]]:
+        try:
+            model = drivers.settings_model(cls.kind, driver)
+        except UnknownDriver as exc:
+            return None, [_error("unknown_driver", str(exc), ("driver",), driver)]
+        try:
+            return model.model_validate(own), []
+        except ValidationError as exc:
+            errors: list[Any] = exc.errors()
+        keys = [k for k in cls.model_fields if k != "settings"] + list(model.model_fields)
+        for i, e in enumerate(errors):
+            if e["type"] == "extra_forbidden":
+                why = _unknown_key(str(e["loc"][-1]), keys, driver, model)
+                errors[i] = _error("unknown_key", why, e["loc"], e["input"])
+        return None, errors
+
+    def driver_settings(self) -> DriverSettings:
+        """The driver's own settings: as the file gave them, else the driver's defaults."""
+        if self.settings is not None:
+            return self.settings
+        return drivers.settings_model(self.kind, self.driver)()
+
+
+def _error(kind: str, message: str, loc: tuple[int | str, ...], value: Any) -> dict[str, Any]:
+    return {"type": PydanticCustomError(kind, message), "loc": loc, "input": value}
+
+
+def _rewrap(error: Any) -> Any:
+    # Errors gathered from two validations are raised as one; the message is kept as it was.
+    if isinstance(error["type"], PydanticCustomError):
+        return error
+    return _error(error["type"], error["msg"], error["loc"], error.get("input"))
+
+
+def _unknown_key(key: str, keys: list[str], driver: str, model: type[BaseModel]) -> str:
+    close = difflib.get_close_matches(key, keys, n=1)
+    if close:
+        return f"unknown key (did you mean '{close[0]}'?)"
+    own = ", ".join(model.model_fields)
+    keys_of = f"its own keys: {own}" if own else "it has no keys of its own"
+    return f"unknown key for the {driver} driver ({keys_of})"
+
+
+class LightingSection(DriverSection):
     """``[hardware.lighting]``: the light driver and the scenes per phase."""
 
-    driver: Literal["pwm", "rgb", "sysfs_pwm", "dmx"] = "pwm"
-    pins: list[int] = Field(default_factory=lambda: [18])
-    port: str = ""
-    pwm_chip: str = "/sys/class/pwm/pwmchip0"
-    channels: list[int] = Field(default_factory=lambda: [0])
-    dmx_channels: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    kind: ClassVar[str] = "lighting"
+
+    driver: str = "pwm"
     scenes: dict[str, Scene] = Field(default_factory=_default_scenes)
 
     @field_validator("scenes")
@@ -119,10 +207,9 @@ class LightingSection(Section):
         return {**_default_scenes(), **v}
 
 
-class SerialDeviceSection(Section):
+class SerialDeviceSection(DriverSection):
     """A serial device: its driver, port (empty → absent, or simulated) and speed."""
 
-    driver: str
     port: str = ""
     baud: int = Field(default=9600, ge=1200, le=115200)
 
@@ -130,13 +217,17 @@ class SerialDeviceSection(Section):
 class OximeterSection(SerialDeviceSection):
     """``[hardware.oximeter]``."""
 
-    driver: Literal["masimo_ascii", "nonin_ascii", "nonin_df2", "nonin_df7"] = "masimo_ascii"
+    kind: ClassVar[str] = "oximeter"
+
+    driver: str = "masimo_ascii"
 
 
 class NibpSection(SerialDeviceSection):
     """``[hardware.nibp]``."""
 
-    driver: Literal["suntech", "manual"] = "suntech"
+    kind: ClassVar[str] = "nibp"
+
+    driver: str = "suntech"
 
 
 class HardwareSection(Section):
@@ -241,6 +332,8 @@ def _describe(error: Any) -> str:
             if close:
                 hint = f" (did you mean '{close[0]}'?)"
         return f"{key}: unknown key{hint}"
+    if error["type"] == "unknown_key":
+        return f"{key}: {error['msg']}"
     if error["type"] == "missing":
         return f"{key}: required key is missing"
     return f"{key}: {error['msg']} (got {error.get('input')!r})"

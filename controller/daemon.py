@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from controller import drivers
 from controller.clock import SystemClock
 from controller.config import Config, load_config
 from controller.errors import ConfigError, JournalError
@@ -79,6 +80,18 @@ def scaled_clock(journal: Journal, time_scale: float) -> SystemClock:
     return SystemClock(time_scale, (real, start))
 
 
+def load_adapters() -> None:
+    """Import the hardware adapters: each driver module registers the name a config uses."""
+    import hw
+
+    hw.register_all()
+
+
+# Whatever reads a config in this process (the daemon, the report, the self-test) reads it
+# with every driver registered: the registry loads the adapters before its first look-up.
+drivers.use_loader(load_adapters)
+
+
 class Devices:
     """The room's hardware adapters, built from the config; simulated under ``--simulate``.
 
@@ -113,7 +126,7 @@ class Devices:
         if simulate:
             from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-            from hw.simulator import SimulatedNibpModule, SimulatedOximeter, SimulatedPatient
+            from hw.simulator import SimulatedPatient, simulated_nibp, simulated_oximeter
 
             pins = MockFactory(pin_class=MockPWMPin)
             self.patient = SimulatedPatient(clock)
@@ -121,13 +134,14 @@ class Devices:
                 # One line per session second would flood; one per real 50 ms keeps samples
                 # fresher than the stale limit at any --time-scale up to 200.
                 period = max(clock.real_seconds(1.0), 0.05)
-                self.sim_oximeter = SimulatedOximeter(
-                    hw.oximeter.driver, clock, patient=self.patient, period_s=period
+                self.sim_oximeter = simulated_oximeter(
+                    hw.oximeter.driver, clock, self.patient, period
                 )
-                self.sim_devices.append(self.sim_oximeter)
-                ox_port = self.sim_oximeter.port_path
-            if hw.nibp.driver != "manual" and not hw.nibp.port:
-                sim_nibp = SimulatedNibpModule(clock, patient=self.patient)
+                if self.sim_oximeter is not None:
+                    self.sim_devices.append(self.sim_oximeter)
+                    ox_port = self.sim_oximeter.port_path
+            sim_nibp = None if hw.nibp.port else simulated_nibp(hw.nibp.driver, clock, self.patient)
+            if sim_nibp is not None:
                 self.sim_devices.append(sim_nibp)
                 nibp_port = sim_nibp.port_path
         self.oximeter = make_oximeter(hw.oximeter, emit, clock, port=ox_port)

@@ -1,27 +1,23 @@
 """Vitals devices on serial ports: pulse oximeters and the NIBP module.
 
-``make_oximeter`` and ``make_nibp`` build the configured driver; the daemon calls ``start()``
-on it and ``close()`` at shutdown. Drivers report only through the ``emit`` they are given.
+Importing this package imports every module in it, and each driver module registers its
+drivers (``hw.vitals.registry``): a new protocol is one new module here. ``make_oximeter``
+and ``make_nibp`` build the configured driver; the daemon calls ``start()`` on it and
+``close()`` at shutdown. Drivers report only through the ``emit`` they are given.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from controller.config import NibpSection, OximeterSection
 from controller.ports import Clock, Emit
+from hw.drivers import load_package
 from hw.vitals.common import OximeterDriver
-from hw.vitals.masimo import MasimoAscii
-from hw.vitals.nonin import NoninAscii, NoninDf2, NoninDf7
-from hw.vitals.suntech import SuntechNibp
+from hw.vitals.registry import NIBPS, OXIMETERS, NibpDriver
 
-OXIMETER_DRIVERS: dict[str, type[OximeterDriver[Any]]] = {
-    "masimo_ascii": MasimoAscii,
-    "nonin_ascii": NoninAscii,
-    "nonin_df2": NoninDf2,
-    "nonin_df7": NoninDf7,
-}
-"""Config ``[hardware.oximeter] driver`` name → driver class."""
+load_package(sys.modules[__name__])
 
 
 def make_oximeter(
@@ -39,7 +35,8 @@ def make_oximeter(
     path = port if port is not None else section.port
     if not path:
         return None
-    return OXIMETER_DRIVERS[section.driver](path, section.baud, emit, clock, **kwargs)
+    driver = OXIMETERS[section.driver].driver
+    return driver(path, section.baud, emit, clock, settings=section.driver_settings(), **kwargs)
 
 
 def make_nibp(
@@ -49,22 +46,13 @@ def make_nibp(
     *,
     port: str | None = None,
     **kwargs: Any,
-) -> SuntechNibp | None:
+) -> NibpDriver | None:
     """The configured NIBP driver (not started); ``None`` for ``manual`` or no port."""
     path = port if port is not None else section.port
-    if section.driver == "manual" or not path:
+    driver = NIBPS[section.driver].driver
+    if driver is None or not path:
         return None
-    return SuntechNibp(path, section.baud, emit, clock, **kwargs)
+    return driver(path, section.baud, emit, clock, settings=section.driver_settings(), **kwargs)
 
 
-__all__ = [
-    "OXIMETER_DRIVERS",
-    "MasimoAscii",
-    "NoninAscii",
-    "NoninDf2",
-    "NoninDf7",
-    "OximeterDriver",
-    "SuntechNibp",
-    "make_nibp",
-    "make_oximeter",
-]
+__all__ = ["NIBPS", "OXIMETERS", "OximeterDriver", "make_nibp", "make_oximeter"]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
+from controller.drivers import DriverSettings
 from controller.events import VitalsArrived
 from controller.models import Quality, VitalsSample
 from controller.ports import Clock, Emit
@@ -103,7 +104,10 @@ P = TypeVar("P", bound=FrameParser[OxReading])
 
 
 class OximeterDriver(Generic[P]):
-    """A pulse oximeter on a serial port, reporting ``VitalsArrived`` and ``DeviceChanged``."""
+    """A pulse oximeter on a serial port, reporting ``VitalsArrived`` and ``DeviceChanged``.
+
+    ``settings`` are the driver's own config keys (the model it registered), if it has any.
+    """
 
     source: ClassVar[str] = "oximeter"
 
@@ -114,10 +118,12 @@ class OximeterDriver(Generic[P]):
         emit: Emit,
         clock: Clock,
         *,
+        settings: DriverSettings | None = None,
         serial_factory: SerialFactory | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 5.0,
     ) -> None:
+        self.settings = settings
         self._emit = emit
         self._clock = clock
         self.parser: P = self._make_parser()

@@ -13,6 +13,7 @@ is a hexadecimal bit set of exceptions; see ``EXC_QUALITY`` and docs/vitals.md.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from controller.models import Quality
 from hw.vitals.common import (
@@ -24,6 +25,7 @@ from hw.vitals.common import (
     plausible_spo2,
     worst,
 )
+from hw.vitals.registry import add_oximeter
 
 MAX_LINE = 512
 """A longer line is not ASCII 1 (or two lines ran together): dropped."""
@@ -120,3 +122,21 @@ class MasimoAscii(OximeterDriver[MasimoParser]):
 
     def _make_parser(self) -> MasimoParser:
         return MasimoParser()
+
+
+def encode_line(reading: OxReading, now: datetime) -> bytes:
+    """The ASCII 1 line a Rad-8 sends for ``reading`` at ``now`` (the simulated monitor)."""
+    stamp = now.strftime("%m/%d/%y %H:%M:%S")
+    spo2 = "---" if reading.spo2 is None else f"{reading.spo2:03d}"
+    hr = "---" if reading.hr is None else f"{reading.hr:03d}"
+    pi = "--.--" if reading.pi is None else f"{reading.pi:05.2f}"
+    # The first exception bit that means this quality (0 for "ok").
+    exc = next((bit for bit, q in EXC_QUALITY.items() if q == reading.quality), 0)
+    alarm = "0001" if reading.spo2 is not None and reading.spo2 < 90 else "0000"
+    return (
+        f"{stamp} SN=0000084590 SPO2={spo2}% BPM={hr} PI={pi}% SPCO=--.-% SPMET=--.-% "
+        f"DESAT=-- PIDELTA=+-- ALARM={alarm} EXC={exc:06X}\r\n"
+    ).encode()
+
+
+add_oximeter("masimo_ascii", MasimoAscii, encoder=lambda: encode_line)

@@ -18,8 +18,10 @@ carry the extended (8-beat), display-formatted, fast and beat-to-beat variants.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from controller.models import Quality
@@ -32,6 +34,7 @@ from hw.vitals.common import (
     plausible_spo2,
     worst,
 )
+from hw.vitals.registry import add_oximeter
 from hw.vitals.serial_port import FrameParser
 
 # --- ASCII ---------------------------------------------------------------------------------
@@ -83,6 +86,7 @@ STATUS_SNSD = 0x40  # sensor disconnected (not connected, or inoperable)
 STATUS_ARTF = 0x20  # artifact: a beat did not match the current pulse interval
 STATUS_OOT = 0x10  # out of track: no consecutive good pulses
 STATUS_SNSA = 0x08  # sensor alarm: the sensor gives unusable data
+STATUS_GPRF = 0x02  # green perfusion: a good pulse signal
 STATUS_SYNC = 0x01  # first frame of a packet
 
 DF2_QUALITY: tuple[tuple[int, Quality, bool], ...] = (
@@ -375,3 +379,88 @@ class NoninDf7(_PacketDriver[NoninDf7Parser]):
         self._count = 0
         self._last_quality = None
         return NoninDf7Parser()
+
+
+# --- the simulated monitor -----------------------------------------------------------------
+
+
+def encode_ascii_line(reading: OxReading, now: datetime) -> bytes:
+    """The ASCII line a Nonin sends for ``reading`` (the simulated monitor)."""
+    spo2 = "---" if reading.spo2 is None else f"{reading.spo2:03d}"
+    hr = "---" if reading.hr is None else f"{reading.hr:03d}"
+    return f"SPO2={spo2} HR={hr}\r\n".encode()
+
+
+STATUS_OF: dict[Quality, int] = {
+    "ok": STATUS_GPRF,
+    "artifact": STATUS_ARTF,
+    "searching": STATUS_OOT,
+    "sensor_off": STATUS_OOT,  # a Nonin cannot tell a sensor off the finger: out of track
+    "no_sensor": STATUS_SNSD,
+}
+"""The STATUS bit a simulated Nonin sets for a quality."""
+
+
+class _PacketEncoder:
+    """One second (three packets) of a Nonin packet format, with a pleth wave at the HR."""
+
+    def __init__(self) -> None:
+        self._phase = 0.0
+
+    def __call__(self, reading: OxReading, now: datetime) -> bytes:
+        """Three packets showing ``reading``."""
+        hr = HR_MISSING if reading.hr is None else reading.hr
+        spo2 = SPO2_MISSING if reading.spo2 is None else reading.spo2
+        status = STATUS_ALWAYS | STATUS_OF[reading.quality]
+        values = self._values(hr, spo2)
+        out = bytearray()
+        for _ in range(3):
+            for i in range(FRAMES_PER_PACKET):
+                wave = None
+                if reading.hr is not None:
+                    self._phase += 2 * math.pi * (reading.hr / 60) / 75
+                    wave = math.sin(self._phase)
+                sync = STATUS_SYNC if i == 0 else 0
+                head = self._head(status | sync, wave, values.get(i, 0))
+                out += head + bytes((df2_checksum(head),))
+        return bytes(out)
+
+    def _values(self, hr: int, spo2: int) -> dict[int, int]:
+        """The FLOAT byte of each frame index (the rest are 0)."""
+        raise NotImplementedError
+
+    def _head(self, status: int, wave: float | None, value: int) -> bytes:
+        """A frame's first four bytes; ``wave`` -1..1 (``None``: no pulse, a flat pleth)."""
+        raise NotImplementedError
+
+
+class Df2Encoder(_PacketEncoder):
+    """A simulated Nonin in data format 2."""
+
+    def _values(self, hr: int, spo2: int) -> dict[int, int]:
+        return {0: (hr >> 7) & 0x03, 1: hr & 0x7F, 2: spo2 & 0x7F}
+
+    def _head(self, status: int, wave: float | None, value: int) -> bytes:
+        pleth = 0 if wave is None else int(128 + 100 * wave)
+        return bytes((0x01, status, pleth, value))
+
+
+class Df7Encoder(_PacketEncoder):
+    """A simulated Nonin in data format 7: a 16-bit pleth, every HR/SpO2 variant filled."""
+
+    def _values(self, hr: int, spo2: int) -> dict[int, int]:
+        values = {DF7_SREV: 0x10, DF7_STAT2: 0}
+        for msb, lsb in (DF7_HR, DF7_E_HR, DF7_HR_D, DF7_E_HR_D):
+            values[msb], values[lsb] = (hr >> 7) & 0x03, hr & 0x7F
+        for i in (DF7_SPO2, DF7_SPO2_D, DF7_SPO2_FAST, DF7_SPO2_BB, DF7_E_SPO2, DF7_E_SPO2_D):
+            values[i] = spo2 & 0x7F
+        return values
+
+    def _head(self, status: int, wave: float | None, value: int) -> bytes:
+        pleth = 0 if wave is None else int(32768 + 25000 * wave)
+        return bytes((status, pleth >> 8, pleth & 0xFF, value))
+
+
+add_oximeter("nonin_ascii", NoninAscii, encoder=lambda: encode_ascii_line)
+add_oximeter("nonin_df2", NoninDf2, encoder=Df2Encoder)
+add_oximeter("nonin_df7", NoninDf7, encoder=Df7Encoder)

@@ -19,10 +19,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from controller.drivers import DriverSettings
 from controller.events import NibpCompleted, NibpFailed
 from controller.models import NibpReading
 from controller.ports import Clock, Emit
+from hw.vitals.registry import SimulatedDevice, add_nibp
 from hw.vitals.serial_port import SerialFactory, SerialReader
 
 log = logging.getLogger(__name__)
@@ -197,12 +200,14 @@ class SuntechNibp:
         emit: Emit,
         clock: Clock,
         *,
+        settings: DriverSettings | None = None,
         serial_factory: SerialFactory | None = None,
         timeouts: SuntechTimeouts | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.settings = settings
         self._emit = emit
         self._clock = clock
         self._timeouts = timeouts or SuntechTimeouts()
@@ -325,3 +330,13 @@ class SuntechNibp:
         with self._lock:
             if self._state != "idle":
                 self._fail("device_lost")
+
+
+def simulated_module(clock: Clock, patient: Any) -> SimulatedDevice:
+    """A simulated Advantage module behind a pty, measuring ``patient``."""
+    from hw.simulator.suntech import SimulatedNibpModule  # it imports this module's frames
+
+    return SimulatedNibpModule(clock, patient=patient)
+
+
+add_nibp("suntech", SuntechNibp, simulator=simulated_module)

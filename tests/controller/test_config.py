@@ -1,21 +1,29 @@
-"""``roomd.toml``: loading, defaults, every bad key at once, "did you mean", file problems."""
+"""``roomd.toml``: loading, defaults, every bad key at once, "did you mean", file problems,
+driver names and the drivers' own keys checked against what the adapters registered."""
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import tempfile
+import textwrap
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import hw
+from controller import drivers
 from controller.config import (
     Config,
     ConfigError,
     LightingSection,
     MqttSection,
+    NibpSection,
+    OximeterSection,
     ProtocolSection,
     load_config,
     parse_config,
@@ -23,6 +31,8 @@ from controller.config import (
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "roomd.example.toml"
+
+hw.register_all()  # as the daemon does before it reads a config
 
 
 def write(tmp_path: Path, text: str, name: str = "roomd.toml") -> Path:
@@ -187,6 +197,133 @@ def test_scene_level_out_of_range_is_refused() -> None:
         {"room": {"id": "r"}, "hardware": {"lighting": {"scenes": {"idle": {"level": 1.5}}}}}
     )
     assert [p.split(":")[0] for p in problems] == ["hardware.lighting.scenes.idle.level"]
+
+
+# --- drivers: names and their own keys, from the registry ----------------------------------
+
+
+def test_an_unknown_driver_is_refused_naming_the_drivers_there_are() -> None:
+    problems = problems_of(
+        {
+            "room": {"id": "r"},
+            "hardware": {
+                "oximeter": {"driver": "nonin-df2"},
+                "nibp": {"driver": "manuel"},
+                "lighting": {"driver": "laser"},
+            },
+        }
+    )
+    assert problems == [
+        "hardware.lighting.driver: unknown lighting driver; lighting drivers are dmx, pwm, "
+        "rgb, sysfs_pwm (got 'laser')",
+        "hardware.oximeter.driver: unknown oximeter driver (did you mean 'nonin_df2'?); "
+        "oximeter drivers are masimo_ascii, nonin_ascii, nonin_df2, nonin_df7 (got 'nonin-df2')",
+        "hardware.nibp.driver: unknown nibp driver (did you mean 'manual'?); nibp drivers are "
+        "manual, suntech (got 'manuel')",
+    ]
+
+
+def test_the_section_and_the_drivers_own_keys_are_reported_together() -> None:
+    problems = problems_of(
+        {
+            "room": {"id": "r"},
+            "hardware": {
+                "lighting": {
+                    "driver": "dmx",
+                    "dmx_chanels": [1],
+                    "dmx_channels": [0, 1, 2],
+                    "scenes": {"idle": {"level": 2}},
+                },
+                "oximeter": {"driver": "nonin_df2", "baud": 10, "pins": [18]},
+            },
+        }
+    )
+    assert problems == [
+        "hardware.lighting.scenes.idle.level: Input should be less than or equal to 1 (got 2)",
+        "hardware.lighting.dmx_channels.0: Input should be greater than or equal to 1 (got 0)",
+        "hardware.lighting.dmx_chanels: unknown key (did you mean 'dmx_channels'?)",
+        "hardware.oximeter.baud: Input should be greater than or equal to 1200 (got 10)",
+        "hardware.oximeter.pins: unknown key for the nonin_df2 driver (it has no keys of its own)",
+    ]
+
+
+def test_the_drivers_own_keys_are_kept_and_defaults_come_from_the_driver() -> None:
+    config = parse_config(
+        {
+            "room": {"id": "r"},
+            "hardware": {"lighting": {"driver": "dmx", "port": "/dev/roomd/dmx"}},
+        }
+    )
+    dmx = config.hardware.lighting.driver_settings()
+    assert dmx.model_dump() == {"port": "/dev/roomd/dmx", "dmx_channels": [1, 2, 3]}
+    # A section left alone names no driver: nothing is looked up until a driver is built.
+    assert config.hardware.oximeter.settings is None
+    assert config.hardware.oximeter.driver_settings() == drivers.DriverSettings()
+
+
+@pytest.mark.parametrize("section", [LightingSection, OximeterSection, NibpSection])
+def test_every_default_driver_is_a_registered_one(section: type[LightingSection]) -> None:
+    default = section().driver
+    assert default in drivers.names(section.kind)
+    assert section().driver_settings() == drivers.settings_model(section.kind, default)()
+
+
+def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (an empty registry), importing from this tree."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_config_reads_without_the_adapters_but_a_named_driver_needs_them(
+    tmp_path: Path,
+) -> None:
+    result = run_python(
+        """
+        import sys
+        from controller.config import ConfigError, parse_config
+
+        parse_config({"room": {"id": "r"}})  # names no driver: no adapter needed
+        assert not [m for m in sys.modules if m == "hw" or m.startswith("hw.")]
+        try:
+            parse_config({"room": {"id": "r"}, "hardware": {"nibp": {"driver": "manual"}}})
+        except ConfigError as exc:
+            print(exc)
+        import controller.daemon  # the daemon's process: the registry loads the adapters
+        config = parse_config({"room": {"id": "r"}, "hardware": {"nibp": {"driver": "manual"}}})
+        print(config.hardware.nibp.driver)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "<config>: hardware.nibp.driver: no nibp drivers are registered (the hardware adapters "
+        "were not loaded) (got 'manual')",
+        "manual",
+    ]
+
+
+def test_the_daemon_exits_2_naming_file_and_key_for_an_unknown_driver(tmp_path: Path) -> None:
+    path = write(tmp_path, '[room]\nid = "r"\n[hardware.oximeter]\ndriver = "masimo"\n')
+    result = run_python(
+        f"""
+        import sys
+        from controller.daemon import main
+        sys.exit(main(["--config", {str(path)!r}, "--data-dir", {str(tmp_path / "d")!r}]))
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{path}: hardware.oximeter.driver: unknown oximeter driver (did you mean " in (
+        result.stderr
+    )
+    assert "oximeter drivers are masimo_ascii, nonin_ascii, nonin_df2, nonin_df7" in result.stderr
 
 
 # --- file problems --------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from controller.clock import FakeClock
+from controller.events import DeviceChanged
 
 WAIT = 5.0
 """Upper bound (real seconds) on any wait for a thread; tests pass far sooner."""
@@ -66,6 +67,10 @@ class Emitted:
         """The messages of one type, in order."""
         with self._cond:
             return [m for m in self.messages if isinstance(m, kind)]
+
+    def statuses(self, device: str) -> list[str]:
+        """The statuses reported for ``device``, in order."""
+        return [m.status for m in self.of(DeviceChanged) if m.device == device]
 
     def wait_for(self, pred: Callable[[list[Any]], bool], timeout: float = WAIT) -> bool:
         """Wait until ``pred(messages)`` holds; ``False`` after ``timeout`` real seconds."""

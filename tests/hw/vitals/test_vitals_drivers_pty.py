@@ -19,8 +19,9 @@ from controller.clock import FakeClock
 from controller.config import NibpSection, OximeterSection
 from controller.events import DeviceChanged, NibpCompleted, NibpFailed, VitalsArrived
 from hw.simulator import SimulatedNibpModule, SimulatedOximeter
-from hw.vitals import NoninDf2, SuntechNibp, make_nibp, make_oximeter
-from hw.vitals.suntech import SuntechTimeouts
+from hw.vitals import make_nibp, make_oximeter
+from hw.vitals.nonin import NoninDf2
+from hw.vitals.suntech import SuntechNibp, SuntechTimeouts
 
 FAST: dict[str, Any] = {"backoff_initial": 0.02, "backoff_max": 0.1}
 
@@ -39,7 +40,7 @@ def clock() -> FakeClock:
 
 
 def oximeter_section(fmt: str) -> OximeterSection:
-    return OximeterSection(driver=fmt)  # type: ignore[arg-type]
+    return OximeterSection(driver=fmt)
 
 
 @pytest.mark.parametrize("fmt", ["masimo_ascii", "nonin_ascii", "nonin_df2", "nonin_df7"])

@@ -308,7 +308,7 @@ def test_df7_simulator_writes_format_7() -> None:
 
 
 def test_df7_driver_is_registered() -> None:
-    from hw.vitals import OXIMETER_DRIVERS
+    from hw.vitals import OXIMETERS
 
-    assert OXIMETER_DRIVERS["nonin_df7"] is NoninDf7
+    assert OXIMETERS["nonin_df7"].driver is NoninDf7
     assert NoninDf7.source == "nonin_df7"

@@ -1,4 +1,5 @@
-"""DMX512 output through an ENTTEC DMX USB Pro (or a compatible widget) over pyserial.
+"""DMX512 output through an ENTTEC DMX USB Pro (or a compatible widget) over pyserial: the
+``dmx`` light driver.
 
 The widget takes framed messages on its USB serial port; label 6 ("Output Only Send DMX
 Packet") replaces the universe it transmits. The widget keeps transmitting the last universe
@@ -9,7 +10,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol
+from typing import Annotated, Protocol
+
+from pydantic import AfterValidator, Field
+
+from controller.drivers import DriverSettings
+from hw.lighting.curve import Layout, layout_for
+from hw.lighting.output import LIGHTS, Absent, OutputOptions, makes_a_light
 
 START_OF_MESSAGE = 0x7E
 END_OF_MESSAGE = 0xE7
@@ -105,14 +112,11 @@ class DmxOutput:
     def __init__(
         self, port: str, channels: Sequence[int], serial_factory: SerialFactory | None = None
     ) -> None:
-        layouts: dict[int, Literal["mono", "rgb", "rgbw"]] = {1: "mono", 3: "rgb", 4: "rgbw"}
-        if len(channels) not in layouts:
-            raise ValueError(f"dmx_channels: 1, 3 (RGB) or 4 (RGBW) channels, got {len(channels)}")
         for ch in channels:
             if not 1 <= ch <= UNIVERSE_SIZE:
                 raise ValueError(f"dmx_channels: {ch} is not a DMX address (1..512)")
         self.port = port
-        self.layout = layouts[len(channels)]
+        self.layout: Layout = layout_for(len(channels))
         self._addresses = list(channels)
         self._open = serial_factory or open_enttec
         self._serial: SerialLike | None = None
@@ -142,3 +146,21 @@ class DmxOutput:
             # Closing an unplugged adapter may fail; it is gone either way.
             with contextlib.suppress(OSError):
                 port.close()
+
+
+class DmxSettings(DriverSettings):
+    """``dmx``: the widget's serial port (empty: no lights) and the fixture's DMX addresses."""
+
+    port: str = ""
+    dmx_channels: Annotated[
+        list[Annotated[int, Field(ge=1, le=UNIVERSE_SIZE)]], AfterValidator(makes_a_light)
+    ] = Field(default_factory=lambda: [1, 2, 3])
+
+
+def _build(settings: DmxSettings, options: OutputOptions) -> DmxOutput:
+    if not settings.port and options.serial_factory is None:
+        raise Absent("dmx driver without a port")
+    return DmxOutput(settings.port, settings.dmx_channels, options.serial_factory)
+
+
+LIGHTS.add("dmx", _build, DmxSettings)
