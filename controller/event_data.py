@@ -236,8 +236,8 @@ class Emergency(EventData):
 
 
 class NibpDue(EventData):
-    """A blood pressure is due (the schedule during infusion, or entering discharge);
-    ``next_due_at`` is when the one after it will be."""
+    """A blood pressure is due: on the schedule from the infusion's start (paused in
+    preparation), and on entering discharge; ``next_due_at`` is when the next one will be."""
 
     next_due_at: UtcTime
     example: ClassVar = {"next_due_at": "2026-01-05T09:31:30.000Z"}
@@ -293,7 +293,9 @@ class AlarmChange(EventData):
 
 
 class AlarmRaised(AlarmChange):
-    """An alarm condition lasted its delay (or a latched one came back): the alarm is active."""
+    """An alarm became active: its condition lasted its delay, an alarm raised at once
+    (emergency, a device lost, NIBP failed or overdue, ...), or a latched alarm's condition
+    came back."""
 
 
 class AlarmLatched(AlarmChange):
@@ -355,7 +357,7 @@ class CallEscalated(EventData):
 
 class CallCleared(EventData):
     """The call was closed: from the tablet (``call_clear``), by holding the call button at
-    the bedside, or by the session's end."""
+    the bedside (``by`` is ``bedside``), or by the session's end."""
 
     by: str
     where: Literal["tablet", "bedside", "session_end"]
@@ -481,7 +483,8 @@ class DeviceLost(EventData):
 
 
 class LinkRestored(EventData):
-    """The clinic link came back after ``offline_s``; ``queued`` events follow it."""
+    """The clinic link came back after ``offline_s``; the ``queued`` events it had not
+    delivered go out first, in ``seq`` order."""
 
     offline_s: NonNegativeFloat
     queued: NonNegativeInt
@@ -503,7 +506,8 @@ class JournalRecovered(EventData):
 
 
 class CommandRejected(EventData):
-    """A command failed; ``request_id`` is empty when the command had none readable."""
+    """A command was refused or failed (every error reply but ``duplicate``); ``request_id``
+    is empty when the command had none readable."""
 
     verb: Annotated[str, Field(max_length=64)]
     code: ErrorCode

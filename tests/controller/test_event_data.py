@@ -7,6 +7,7 @@ scan of controller/ finds every type the code can emit and compares it with ``EV
 from __future__ import annotations
 
 import ast
+import re
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,6 +83,21 @@ def test_data_that_does_not_fit_is_refused_naming_type_and_field(
     with pytest.raises(ValueError, match=message) as info:
         check_event_data(type_, data)
     assert type_ in str(info.value)
+
+
+def test_the_api_page_lists_every_type_with_its_fields() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "mqtt-api.md").read_text(encoding="utf-8")
+    section = page.split("#### Event types and their `data`")[1].split("\n### ")[0]
+    rows = [r.split(" | ") for r in section.splitlines() if r.startswith("| `")]
+    assert [r[0].strip("| `") for r in rows] == list(EVENT_DATA), "the table's types, in order"
+    for cell, _, data in rows:
+        type_ = cell.strip("| `")
+        model = EVENT_DATA[type_]
+        documented = set(re.findall(r"`(\w+\??)`:", data))
+        fields = {
+            (f.alias or n) + ("" if f.is_required() else "?") for n, f in model.model_fields.items()
+        }
+        assert documented == fields, type_
 
 
 # === whole sessions: every event the room journals fits its model ========================
