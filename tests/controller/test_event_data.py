@@ -20,7 +20,11 @@ import controller
 from controller.clock import FakeClock
 from controller.event_data import EVENT_DATA, DeviceName, EventData, check_event_data
 from controller.events import (
+    AudioFailed,
+    CallHeld,
+    CallPressed,
     ClockSync,
+    CommandReceived,
     DeviceChanged,
     LinkDown,
     LinkUp,
@@ -118,8 +122,8 @@ def music_session(h: Harness) -> None:
     for _ in range(3):
         h.ok("advance")
     assert not h.cmd("advance").ok  # the safety gate, not met
-    h.send("launch", b'{"request_id": "x1", "by": "a"}')  # unknown verb
-    h.send("advance", b"not json")  # no request_id to name
+    h.deliver(CommandReceived("launch", b'{"request_id": "x1", "by": "a"}'))  # unknown verb
+    h.deliver(CommandReceived("advance", b"not json"))  # no request_id to name
     h.ok("confirm", item="readiness")
     h.ok("confirm", item="consent")
     h.vitals()
@@ -135,24 +139,20 @@ def music_session(h: Harness) -> None:
     for action in ("pause", "resume", "skip", "stop", "play"):
         h.ok("music", action=action)
     # the patient call: placed, escalated, acknowledged, reminded, cleared twice
-    h.button.press()
-    h.drain()
+    h.deliver(CallPressed())
     h.run(30)
     h.ok("call_ack")
     h.run(180)
-    h.button.hold()
-    h.drain()
-    h.button.press()
-    h.drain()
+    h.deliver(CallHeld())
+    h.deliver(CallPressed())
     h.ok("call_clear")
     # a high alarm escalates, is silenced, latches, is acknowledged; a medium one is acked
     h.run(70, spo2=85)
     h.ok("alarm_silence", seconds=60)
     h.run(5)
-    latched = next(a for a in h.room.alarms.current() if a.state == "latched")
-    h.ok("alarm_ack", alarm_id=latched.id)
+    h.ok("alarm_ack", alarm_id=h.events("alarm_latched")[-1]["alarm"]["id"])
     h.run(15, spo2=90)
-    h.ok("alarm_ack", alarm_id=h.room.alarms.current()[0].id)
+    h.ok("alarm_ack", alarm_id=h.events("alarm_raised")[-1]["alarm"]["id"])
     h.run(5)
     # devices, the link, the clock, an audio output, the oximeter's own complaints
     h.deliver(DeviceChanged("oximeter", "lost", "no data for 5 s"))
@@ -162,13 +162,11 @@ def music_session(h: Harness) -> None:
     h.deliver(LinkUp())
     h.deliver(ClockSync(False))
     h.deliver(ClockSync(True))
-    h.audio.fail("headphones", "unplugged")
-    h.drain()
-    h.run(20, step=5, spo2=None)  # nothing from the oximeter: vitals_stale
+    h.deliver(AudioFailed("headphones", "unplugged"))
+    h.run(20, spo2=None)  # nothing from the oximeter: vitals_stale
     for _ in range(3):
-        h.clock.advance(5)
         h.vitals(None, None, quality="sensor_off")
-        h.room.tick()
+        h.run(5, spo2=None)
     h.ok("record_vitals", sys=132, dia=84)
     # the infusion completes; the playlist ends; on to discharge
     for _ in range(4):
@@ -234,7 +232,9 @@ def journals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[s
     h.close()
     clock.advance(45)
     h = Harness(data_dir, clock=clock)
-    h.room.journal_recovered(str(data_dir / "journal.sqlite.damaged-x"), 812, "failed its check")
+    # Room.journal_recovered here; the core's redesign moves it to Room.health.
+    announcer = getattr(h.room, "health", h.room)
+    announcer.journal_recovered(str(data_dir / "journal.sqlite.damaged-x"), 812, "failed check")
     h.run(30)
     out["resumed"] = [(e.type, e.data) for e in h.journal.events_since(1, 10**6)]
     h.close()
@@ -279,6 +279,9 @@ def test_optional_fields_are_seen_both_ways(journals: dict[str, list[tuple[str, 
 # === the code's emit sites against the table ==============================================
 
 CONTROLLER = Path(controller.__file__).parent
+EMIT = {"_emit", "emit"}
+"""What the core calls to journal an event (``RoomCore._emit``; ``EventLog.emit`` after the
+core's redesign)."""
 DYNAMIC: dict[tuple[str, str], set[str]] = {
     # music_paused / music_resumed are f"music_{cmd.action}d" for the actions pause, resume
     ("session.py", "_cmd_music"): {"music_paused", "music_resumed"},
@@ -290,12 +293,12 @@ def _functions(tree: ast.Module) -> Iterator[ast.FunctionDef]:
     return (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))
 
 
-def _calls(node: ast.AST, name: str) -> Iterator[ast.Call]:
+def _calls(node: ast.AST, names: set[str]) -> Iterator[ast.Call]:
     for call in ast.walk(node):
         if isinstance(call, ast.Call):
             func = call.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-            if called == name:
+            if called in names:
                 yield call
 
 
@@ -339,7 +342,7 @@ def scan_emitted_types() -> tuple[set[str], set[tuple[str, str]], int]:
             type_
             for where, tree in modules.items()
             for fn in _functions(tree)
-            for call in _calls(fn, name)
+            for call in _calls(fn, {name})
             for type_ in literals(_type_arg(call, index, keyword), fn, where)
         }
 
@@ -347,7 +350,7 @@ def scan_emitted_types() -> tuple[set[str], set[tuple[str, str]], int]:
     sites = 0
     for where, tree in modules.items():
         for fn in _functions(tree):
-            for call in _calls(fn, "_emit"):
+            for call in _calls(fn, EMIT):
                 type_arg = _type_arg(call, 0, "type_")
                 if type_arg is None or isinstance(type_arg, ast.Call):
                     continue  # an adapter's emit of an inbox message, not a journal event
@@ -359,7 +362,7 @@ def scan_emitted_types() -> tuple[set[str], set[tuple[str, str]], int]:
 def test_the_code_emits_exactly_the_types_with_models() -> None:
     types, unreadable, sites = scan_emitted_types()
     assert sites > 40, "the scan found too few emit sites: has _emit been renamed?"
-    assert unreadable == set(DYNAMIC), "an emit site's type cannot be read: add it to DYNAMIC"
+    assert unreadable <= set(DYNAMIC), "an emit site's type cannot be read: add it to DYNAMIC"
     assert types - set(EVENT_DATA) == set(), "emitted types without a model in event_data.py"
     assert set(EVENT_DATA) - types == set(RESERVED), "models for types the code never emits"
 
