@@ -61,10 +61,9 @@ OUTPUTS: list[tuple[str, str, str, type[BaseModel] | None, int, bool, str]] = [
 
 def _schemas() -> dict[str, Any]:
     """Every payload schema, named by its model, references pointing into components."""
-    outputs = [o[3] for o in OUTPUTS if o[3] is not None]
+    outputs = [o[3] for o in OUTPUTS if o[3] is not None] + list(EVENT_DATA.values())
     commands: set[type[BaseModel]] = {*m.COMMANDS.values(), m.SessionPlan}
     inputs = sorted(commands, key=lambda c: c.__name__)
-    outputs += EVENT_DATA.values()
     items: list[tuple[type[BaseModel], Any]] = [(c, "serialization") for c in outputs]
     items += [(c, "validation") for c in inputs]
     _, schema = models_json_schema(items, ref_template=SCHEMAS + "{model}")
