@@ -34,7 +34,6 @@ from controller.models import Devices
 from controller.report import rebuild_from_journal
 from tests.controller.harness import Harness
 
-INFUSION_S = 40 * 60
 RESERVED: dict[str, str] = {}
 """Types with a model that the code does not emit yet, each with the contract that reserves
 it (none today: the v2 contract's events get their models with the code that emits them)."""
