@@ -18,6 +18,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -39,7 +40,12 @@ def parse_utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-UtcTime = Annotated[datetime, PlainSerializer(iso_utc, return_type=str)]
+UtcTime = Annotated[
+    datetime,
+    PlainSerializer(iso_utc, return_type=str),
+    # The schema says what the wire carries in both directions: an RFC 3339 timestamp.
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 Phase = Literal[
     "idle",
@@ -277,18 +283,21 @@ class RoomState(Payload):
     updated_at: UtcTime
 
 
+ErrorCode = Literal[
+    "invalid_payload",
+    "unknown_verb",
+    "invalid_state",
+    "gate_not_met",
+    "device_unavailable",
+    "duplicate",
+    "internal",
+]
+
+
 class ErrorBody(Payload):
     """The error of a failed command."""
 
-    code: Literal[
-        "invalid_payload",
-        "unknown_verb",
-        "invalid_state",
-        "gate_not_met",
-        "device_unavailable",
-        "duplicate",
-        "internal",
-    ]
+    code: ErrorCode
     message: str
     details: dict[str, Any] | None = None
 

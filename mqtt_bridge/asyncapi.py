@@ -5,8 +5,10 @@ committed file differs from a fresh generation (a model changed and nobody regen
 
 Operations are written from the room's point of view: the room *sends* on ``status``,
 ``state``, ``events``, ``vitals``, ``vitals/nibp``, ``alarms`` and ``replies``, and *receives*
-on ``plan``, ``cmd/<verb>`` and (under ``--simulate`` only) ``sim/<action>``. The YAML is
-written by a small emitter here, so the project needs no YAML library.
+on ``plan``, ``cmd/<verb>`` and (under ``--simulate`` only) ``sim/<action>``. The ``events``
+channel carries one message per event type (``controller.event_data``): an Event whose ``type``
+is that type and whose ``data`` is that type's model. The YAML is written by a small emitter
+here, so the project needs no YAML library.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from controller import models as m
+from controller.event_data import EVENT_DATA
 from mqtt_bridge.topics import Topics
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -41,7 +44,9 @@ OUTPUTS: list[tuple[str, str, str, type[BaseModel] | None, int, bool, str]] = [
     ("events", "events", "Event", m.Event, 1, False,
      "Every journal event, in `seq` order. `seq` is per room, strictly increasing and never "
      "reused; a subscriber that sees a gap fetches the missing events with `cmd/events`, and "
-     "de-duplicates by `seq` (events are re-sent after a broker outage)."),
+     "de-duplicates by `seq` (events are re-sent after a broker outage). One message per event "
+     "type: `type` names it and `data` has that type's schema. New types may be added; ignore "
+     "the ones you do not know."),
     ("vitals", "vitals", "VitalsSample", m.VitalsSample, 0, False,
      "Oximeter samples as they arrive (about 1 Hz). `null` means no valid value."),
     ("vitalsNibp", "vitals/nibp", "NibpReading", m.NibpReading, 1, True,
@@ -56,7 +61,7 @@ OUTPUTS: list[tuple[str, str, str, type[BaseModel] | None, int, bool, str]] = [
 
 def _schemas() -> dict[str, Any]:
     """Every payload schema, named by its model, references pointing into components."""
-    outputs = [o[3] for o in OUTPUTS if o[3] is not None]
+    outputs = [o[3] for o in OUTPUTS if o[3] is not None] + list(EVENT_DATA.values())
     commands: set[type[BaseModel]] = {*m.COMMANDS.values(), m.SessionPlan}
     inputs = sorted(commands, key=lambda c: c.__name__)
     items: list[tuple[type[BaseModel], Any]] = [(c, "serialization") for c in outputs]
@@ -81,6 +86,34 @@ def _message(name: str, title: str, summary: str, model: type[BaseModel] | None)
     return msg
 
 
+def _event_messages() -> dict[str, dict[str, Any]]:
+    """One message per event type: an Event whose ``type`` is it and ``data`` its model."""
+    messages = {}
+    for type_, model in EVENT_DATA.items():
+        example = {"seq": 1234, "ts": "2026-01-05T09:26:40.000Z"}
+        example |= {"session_id": "2026-01-05-r3-am", "type": type_, "data": model.example}
+        messages["event_" + type_] = {
+            "name": type_,
+            "title": type_,
+            "summary": " ".join((model.__doc__ or "").split()),
+            "contentType": "application/json",
+            "payload": {
+                "allOf": [
+                    _ref(SCHEMAS + "Event"),
+                    {
+                        "properties": {
+                            "type": {"const": type_},
+                            "data": _ref(SCHEMAS + model.__name__),
+                        },
+                        "required": ["data"],
+                    },
+                ]
+            },
+            "examples": [{"name": type_, "payload": example}],
+        }
+    return messages
+
+
 def build() -> dict[str, Any]:
     """The AsyncAPI document as plain data."""
     topics = Topics("{prefix}", "{room_id}")
@@ -90,28 +123,32 @@ def build() -> dict[str, Any]:
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
 
-    def add(cid: str, address: str, msg_name: str, action: str, op: dict[str, Any]) -> None:
+    def add(cid: str, address: str, msg_names: list[str], action: str, op: dict[str, Any]) -> None:
         channels[cid] = {
             "address": address,
             "description": op.pop("description"),
             "parameters": dict(params, **op.pop("extra_params", {})),
-            "messages": {msg_name: _ref(f"#/components/messages/{msg_name}")},
+            "messages": {n: _ref(f"#/components/messages/{n}") for n in msg_names},
         }
         op_id = f"{action}{cid[0].upper()}{cid[1:]}"
         operations[op_id] = {
             "action": action,
             "channel": _ref(f"#/channels/{cid}"),
-            "messages": [_ref(f"#/channels/{cid}/messages/{msg_name}")],
+            "messages": [_ref(f"#/channels/{cid}/messages/{n}") for n in msg_names],
             **op,
         }
 
     for cid, leaf, name, model, qos, retained, what in OUTPUTS:
-        summary = what.split(". ")[0].rstrip(".") + "."
-        messages[name] = _message(name, name, summary, model)
+        if model is m.Event:
+            these = _event_messages()
+        else:
+            summary = what.split(". ")[0].rstrip(".") + "."
+            these = {name: _message(name, name, summary, model)}
+        messages.update(these)
         add(
             cid,
             f"{topics.root}/{leaf}",
-            name,
+            list(these),
             "send",
             {"description": what, "bindings": _binding(qos, retained)},
         )
@@ -121,7 +158,7 @@ def build() -> dict[str, Any]:
     add(
         "plan",
         topics.plan,
-        "SessionPlan",
+        ["SessionPlan"],
         "receive",
         {
             "description": "The clinic's plan for the next session in this room (retained). "
@@ -140,7 +177,7 @@ def build() -> dict[str, Any]:
         add(
             "cmd_" + verb,
             topics.cmd(verb),
-            name,
+            [name],
             "receive",
             {
                 "description": f"The `{verb}` command ({doc[0].lower()}{doc[1:]}). Payload: "
@@ -162,7 +199,7 @@ def build() -> dict[str, Any]:
     add(
         "sim",
         topics.sim_action("{action}"),
-        "SimAction",
+        ["SimAction"],
         "receive",
         {
             "description": "Only under `roomd --simulate`: tests and demos act on the simulated "
@@ -286,7 +323,8 @@ def to_yaml(doc: dict[str, Any]) -> str:
 def render() -> str:
     """The document as committed in docs/asyncapi.yaml."""
     header = (
-        "# Generated by `python -m mqtt_bridge.asyncapi` from controller/models.py: do not edit.\n"
+        "# Generated by `python -m mqtt_bridge.asyncapi` from controller/models.py and "
+        "controller/event_data.py: do not edit.\n"
     )
     return header + to_yaml(build())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -12,9 +13,11 @@ from pydantic import ValidationError
 
 from controller.models import (
     COMMANDS,
+    Alarm,
     AlarmSilence,
     Command,
     ErrorBody,
+    ErrorCode,
     Event,
     EventsQuery,
     Reply,
@@ -91,6 +94,15 @@ def test_payload_timestamps_serialise_the_contract_way() -> None:
         "type": "x",
         "data": {},
     }
+
+
+@pytest.mark.parametrize("mode", ["serialization", "validation"])
+def test_timestamps_are_date_times_in_the_schema_both_ways(mode: str) -> None:
+    # A subscriber's code generator types `ts` from the schema: a bare string loses that.
+    props = Event.model_json_schema(mode=mode)["properties"]  # type: ignore[arg-type]
+    assert (props["ts"]["type"], props["ts"]["format"]) == ("string", "date-time")
+    alarm = Alarm.model_json_schema(mode=mode)["properties"]  # type: ignore[arg-type]
+    assert {"type": "string", "format": "date-time"} in alarm["silenced_until"]["anyOf"]
 
 
 # --- SessionPlan ----------------------------------------------------------------------------
@@ -190,6 +202,15 @@ def test_error_reply_omits_result() -> None:
 def test_error_codes_are_the_contracts() -> None:
     with pytest.raises(ValidationError):
         ErrorBody(code="not_a_code", message="x")  # type: ignore[arg-type]
+    assert set(typing.get_args(ErrorCode)) == {
+        "invalid_payload",
+        "unknown_verb",
+        "invalid_state",
+        "gate_not_met",
+        "device_unavailable",
+        "duplicate",
+        "internal",
+    }
 
 
 # --- commands -------------------------------------------------------------------------------
