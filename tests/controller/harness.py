@@ -11,6 +11,7 @@ from typing import Any
 from audio.fake import FakeAudioPlayer, FakeLibrary
 from controller.clock import FakeClock
 from controller.config import Config, parse_config
+from controller.event_data import check_event_data
 from controller.events import CommandReceived, InboxMessage, LinkUp, PlanReceived, VitalsArrived
 from controller.journal import Journal
 from controller.models import Reply, SessionPlan, VitalsSample
@@ -78,6 +79,8 @@ class Harness:
             library=self.library,
             devices=dict(ALL_OK if devices is None else devices),
         )
+        # Every event any test makes is checked against its declared model (event_data.py).
+        self.room.add_listener(lambda event: check_event_data(event.type, event.data))
         self._ids = itertools.count(1)
         self.room.resume()
         if online:

@@ -31,7 +31,7 @@ from controller.events import (
     PlanReceived,
 )
 from controller.models import Devices
-from controller.report import rebuild_from_journal
+from controller.record.files import rebuild_from_journal
 from tests.controller.harness import Harness
 
 RESERVED: dict[str, str] = {}
@@ -232,7 +232,7 @@ def journals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[s
     clock.advance(45)
     h = Harness(data_dir, clock=clock)
     # Room.journal_recovered here; the core's redesign moves it to Room.health.
-    announcer = getattr(h.room, "health", h.room)
+    announcer = h.room.health
     announcer.journal_recovered(str(data_dir / "journal.sqlite.damaged-x"), 812, "failed check")
     h.run(30)
     out["resumed"] = [(e.type, e.data) for e in h.journal.events_since(1, 10**6)]
@@ -279,11 +279,10 @@ def test_optional_fields_are_seen_both_ways(journals: dict[str, list[tuple[str, 
 
 CONTROLLER = Path(controller.__file__).parent
 EMIT = {"_emit", "emit"}
-"""What the core calls to journal an event (``RoomCore._emit``; ``EventLog.emit`` after the
-core's redesign)."""
+"""What the core calls to journal an event (``EventLog.emit``; ``_emit`` in older code)."""
 DYNAMIC: dict[tuple[str, str], set[str]] = {
-    # music_paused / music_resumed are f"music_{cmd.action}d" for the actions pause, resume
-    ("session.py", "_cmd_music"): {"music_paused", "music_resumed"},
+    # the transport actions name their event in Music._actions' table
+    ("outputs.py", "_transport"): {"music_paused", "music_resumed", "music_skipped"},
 }
 """Emit sites whose type the scan cannot read, with the types they produce."""
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from controller.event_data import ReportReady
 from controller.events import ReportWritten
 from tests.controller.harness import Harness
 
 SID = "s-001"
-READY = {"path": "/data/reports/s-001/report.html", "summary": {"session_id": SID}}
+READY = {
+    "path": "/data/reports/s-001/report.html",
+    "summary": {
+        **ReportReady.example["summary"],
+        "session_id": SID,
+    },
+}
 
 
 class FakeRecords:
