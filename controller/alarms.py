@@ -76,6 +76,7 @@ class AlarmEngine:
         self.escalated: set[str] = set()
         self._onset: dict[str, float] = {}  # condition start, monotonic
         self._pending: dict[str, tuple[float | str | None, float | None, str, Priority]] = {}
+        self._delays: dict[str, float] = {}  # each condition's delay, as last reported
         # Durations (escalation, silence) run on the monotonic clock so an NTP step of the
         # wall clock can neither stretch a silence nor postpone an escalation.
         self._raised_mono: dict[str, float] = {}
@@ -136,6 +137,7 @@ class AlarmEngine:
             return
         self._onset.setdefault(code, now)
         self._pending[code] = (value, limit, message, priority)
+        self._delays[code] = delay_s
         if now - self._onset[code] >= delay_s:
             self._raise(code, kind, priority, message, value, limit)
 
@@ -249,7 +251,7 @@ class AlarmEngine:
             if code in self.alarms or code not in self._pending:
                 continue
             limit = getattr(self.limits, code, None)
-            delay = limit.delay_s if isinstance(limit, AlarmLimit) else 0.0
+            delay = self._delays.get(code, 0.0)
             if now - onset >= delay:
                 value, lim, message, priority = self._pending[code]
                 kind: Literal["physiological", "technical"] = (
