@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -212,6 +213,8 @@ def test_without_a_library_the_names_are_taken_as_given(tmp_path: Path) -> None:
 def test_resolve_one_names_the_track_field(tmp_path: Path) -> None:
     desk = Desk(tmp_path, missing=("gone.ogg",))
     assert desk.plans.resolve_one("a.ogg") == "a.ogg"
-    with pytest.raises(InvalidPayload, match="field 'track': missing music file 'gone.ogg'"):
+    with pytest.raises(
+        InvalidPayload, match=re.escape("field 'track': missing music file 'gone.ogg'")
+    ):
         desk.plans.resolve_one("gone.ogg")
     desk.b.close()
