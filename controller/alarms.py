@@ -71,6 +71,7 @@ class AlarmEngine:
     def __init__(self, clock: Clock, limits: AlarmsSection, emit: EmitFn) -> None:
         self._clock = clock
         self.limits = limits
+        self._configured = limits  # the room's [alarms]; a session's plan may override them
         self._emit = emit
         self.alarms: dict[str, Alarm] = {}  # by code: one alarm per condition at a time
         self.escalated: set[str] = set()
@@ -86,6 +87,10 @@ class AlarmEngine:
 
     def apply(self, event: Event) -> None:
         """Update the alarm list from one journal event."""
+        if event.type in ("session_started", "session_ended"):
+            plan = event.data.get("plan", {}).get("alarms") or {}
+            given = {k: v for k, v in plan.items() if v is not None}
+            self.limits = AlarmsSection.model_validate(self._configured.model_dump() | given)
         if not event.type.startswith("alarm_"):
             return
         alarm = Alarm.model_validate(event.data["alarm"])
