@@ -85,7 +85,7 @@ class Bench:
             spo2=spo2,
             hr=hr,
             source="fake",
-            quality=quality,  # type: ignore[arg-type]
+            quality=quality,
         )
 
     # --- looking ----------------------------------------------------------------------

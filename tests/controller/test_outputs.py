@@ -65,9 +65,7 @@ class Outputs:
         return self.lights.command(LightsCommand(request_id="r", by="rn-kim", **args))
 
     def music_cmd(self, action: str, **args: Any) -> dict[str, Any]:
-        return self.music.command(
-            MusicCommand(request_id="r", by="rn-kim", action=action, **args)  # type: ignore[arg-type]
-        )
+        return self.music.command(MusicCommand(request_id="r", by="rn-kim", action=action, **args))
 
     def playing(self, tracks: Sequence[str] = TRACKS) -> None:
         """A session with ``tracks`` whose music was started."""

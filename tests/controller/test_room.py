@@ -132,7 +132,7 @@ def test_apply_runs_every_parts_fold(bare: Room) -> None:
         "raised_at": "2026-01-05T09:00:00.000Z",
         "message": "m",
     }
-    script = [
+    script: list[tuple[str, dict[str, Any]]] = [
         ("session_started", {"plan": plan.model_dump(mode="json"), "tracks": ["a.ogg", "b.ogg"]}),
         ("phase_changed", {"from": "idle", "to": "infusion", "by": "x"}),
         ("device_lost", {"device": "nibp", "status": "lost"}),
