@@ -9,7 +9,7 @@ part it builds, so the part sees its own events as it would in the room.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,14 @@ class Bench:
         """The bench's one fold: every registered part's ``apply``, in order."""
         for fold in self.folds:
             fold(event)
+
+    def fire(self, handlers: Mapping[str, Callable[[], None]]) -> list[str]:
+        """Fire the due timers one at a time, as the room's tick does; return their names."""
+        fired = []
+        while (name := self.timers.pop_next_due()) is not None:
+            handlers[name]()
+            fired.append(name)
+        return fired
 
     # --- driving the session's facts through events, as the session machine would ---------
 

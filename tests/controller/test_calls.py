@@ -237,11 +237,7 @@ class CallBench:
         b.folds.append(self.calls.apply)
 
     def fire(self) -> list[str]:
-        fired = []
-        while (name := self.b.timers.pop_next_due()) is not None:
-            self.calls.timer_table()[name]()
-            fired.append(name)
-        return fired
+        return self.b.fire(self.calls.timer_table())
 
     def cmd(self) -> Command:
         return Command(request_id="r", by="rn-kim")

@@ -49,11 +49,7 @@ class Mon:
             self.sample(**sample)
 
     def fire(self) -> list[str]:
-        fired = []
-        while (name := self.b.timers.pop_next_due()) is not None:
-            self.m.timer_table()[name]()
-            fired.append(name)
-        return fired
+        return self.b.fire(self.m.timer_table())
 
     def in_infusion(self, **plan: Any) -> None:
         self.b.start_session(**plan)
