@@ -71,11 +71,13 @@ class AlarmEngine:
     def __init__(self, clock: Clock, limits: AlarmsSection, emit: EmitFn) -> None:
         self._clock = clock
         self.limits = limits
+        self._configured = limits  # the room's [alarms]; a session's plan may override them
         self._emit = emit
         self.alarms: dict[str, Alarm] = {}  # by code: one alarm per condition at a time
         self.escalated: set[str] = set()
         self._onset: dict[str, float] = {}  # condition start, monotonic
         self._pending: dict[str, tuple[float | str | None, float | None, str, Priority]] = {}
+        self._delays: dict[str, float] = {}  # each condition's delay, as last reported
         # Durations (escalation, silence) run on the monotonic clock so an NTP step of the
         # wall clock can neither stretch a silence nor postpone an escalation.
         self._raised_mono: dict[str, float] = {}
@@ -85,6 +87,10 @@ class AlarmEngine:
 
     def apply(self, event: Event) -> None:
         """Update the alarm list from one journal event."""
+        if event.type in ("session_started", "session_ended"):
+            plan = event.data.get("plan", {}).get("alarms") or {}
+            given = {k: v for k, v in plan.items() if v is not None}
+            self.limits = AlarmsSection.model_validate(self._configured.model_dump() | given)
         if not event.type.startswith("alarm_"):
             return
         alarm = Alarm.model_validate(event.data["alarm"])
@@ -136,6 +142,7 @@ class AlarmEngine:
             return
         self._onset.setdefault(code, now)
         self._pending[code] = (value, limit, message, priority)
+        self._delays[code] = delay_s
         if now - self._onset[code] >= delay_s:
             self._raise(code, kind, priority, message, value, limit)
 
@@ -249,7 +256,7 @@ class AlarmEngine:
             if code in self.alarms or code not in self._pending:
                 continue
             limit = getattr(self.limits, code, None)
-            delay = limit.delay_s if isinstance(limit, AlarmLimit) else 0.0
+            delay = self._delays.get(code, 0.0)
             if now - onset >= delay:
                 value, lim, message, priority = self._pending[code]
                 kind: Literal["physiological", "technical"] = (

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from audio.fake import FakeAudioPlayer
+from controller.calls import Calls
+from controller.errors import InvalidState
 from controller.events import LinkDown, LinkUp
+from controller.models import Command
+from hw.fake import FakeCallButton
+from tests.controller.bench import Bench
 from tests.controller.harness import Harness
 
 ESCALATE_S = 30  # [protocol] call_escalate_s default
@@ -207,3 +218,132 @@ def test_bedside_clear_stops_the_local_buzzer(room: Harness) -> None:
     room.button.hold()
     room.drain()
     assert room.buzzer.pattern == "off"
+
+
+# --- the Calls part alone -------------------------------------------------------------------
+
+
+class CallBench:
+    """Calls on a bench, with the fake call button's lamp and the fake player."""
+
+    def __init__(self, data_dir: Path, *, devices: bool = True) -> None:
+        self.b = b = Bench(data_dir)
+        self.lamp = FakeCallButton(b.inbox.append)
+        self.audio = FakeAudioPlayer(b.inbox.append)
+        self.calls = Calls(
+            log=b.log, timers=b.timers, session=b.facts,
+            lamp=self.lamp if devices else None, audio=self.audio if devices else None,
+        )  # fmt: skip
+        b.folds.append(self.calls.apply)
+
+    def fire(self) -> list[str]:
+        return self.b.fire(self.calls.timer_table())
+
+    def cmd(self) -> Command:
+        return Command(request_id="r", by="rn-kim")
+
+
+@pytest.fixture
+def cb(tmp_path: Path) -> Iterator[CallBench]:
+    c = CallBench(tmp_path)
+    yield c
+    c.b.close()
+
+
+def test_part_place_pulses_ducks_cues_and_arms_escalation(cb: CallBench) -> None:
+    cb.calls.place()
+    assert cb.b.events("call_placed") == [{}]
+    assert (cb.calls.state, cb.calls.open, cb.calls.waiting) == ("placed", True, True)
+    assert cb.lamp.lamp_history == ["pulse"]
+    assert cb.audio.calls == [("duck", (True,)), ("cue", ())]
+    assert cb.b.timers.remaining("call_escalate") == ESCALATE_S
+
+
+def test_part_one_open_call_at_a_time(cb: CallBench) -> None:
+    cb.calls.place()
+    cb.calls.place()
+    assert len(cb.b.events("call_placed")) == 1
+    assert cb.lamp.lamp_history == ["pulse"]
+
+
+def test_part_escalation_repeats_until_acknowledged(cb: CallBench) -> None:
+    cb.calls.place()
+    cb.b.clock.advance(ESCALATE_S)
+    assert cb.fire() == ["call_escalate"]
+    assert cb.calls.state == "escalated" and cb.calls.waiting
+    assert cb.b.timers.remaining("call_escalate") == ESCALATE_S
+    cb.calls.acknowledge(cb.cmd())
+    assert not cb.b.timers.pending("call_escalate")
+    assert cb.b.timers.remaining("call_reminder") == REMINDER_S
+    assert cb.calls.state == "acknowledged" and cb.calls.open and not cb.calls.waiting
+    assert cb.lamp.lamp == "steady"
+
+
+def test_part_the_plans_call_timings(tmp_path: Path) -> None:
+    c = CallBench(tmp_path)
+    c.b.start_session(protocol={"call_escalate_s": 12, "call_reminder_s": 60})
+    c.calls.place()
+    assert c.b.timers.remaining("call_escalate") == 12
+    c.calls.acknowledge(c.cmd())
+    assert c.b.timers.remaining("call_reminder") == 60
+    c.b.close()
+
+
+def test_part_a_reminder_is_a_new_call(cb: CallBench) -> None:
+    cb.calls.place()
+    cb.calls.acknowledge(cb.cmd())
+    cb.b.clock.advance(REMINDER_S)
+    assert cb.fire() == ["call_reminder"]
+    assert cb.b.events("call_placed") == [{}, {"reminder": True}]
+    assert cb.calls.state == "placed"
+    assert cb.lamp.lamp == "pulse"
+    assert not cb.b.timers.pending("call_reminder")
+    assert cb.b.timers.remaining("call_escalate") == ESCALATE_S
+
+
+def test_part_clear_ends_the_call_and_its_timers(cb: CallBench) -> None:
+    cb.calls.place()
+    cb.calls.clear("rn-kim", "tablet")
+    assert cb.b.events("call_cleared") == [{"by": "rn-kim", "where": "tablet"}]
+    assert cb.calls.state == "idle"
+    assert cb.lamp.lamp == "off" and cb.audio.calls[-1] == ("duck", (False,))
+    assert not cb.b.timers.pending("call_escalate") and not cb.b.timers.pending("call_reminder")
+    cb.calls.clear("rn-kim", "tablet")
+    assert len(cb.b.events("call_cleared")) == 1, "nothing open: nothing to clear"
+
+
+def test_part_commands_refuse_without_a_call(cb: CallBench) -> None:
+    with pytest.raises(InvalidState, match="no call waiting \\(call is idle\\)"):
+        cb.calls.acknowledge(cb.cmd())
+    with pytest.raises(InvalidState, match="there is no open call"):
+        cb.calls.clear_command(cb.cmd())
+    cb.calls.place()
+    cb.calls.acknowledge(cb.cmd())
+    with pytest.raises(InvalidState, match="call is acknowledged"):
+        cb.calls.acknowledge(cb.cmd())
+    assert cb.calls.clear_command(cb.cmd()) == {"call": "idle"}
+    assert cb.b.types() == ["call_placed", "call_acknowledged", "call_cleared"]
+
+
+@pytest.mark.parametrize(
+    ("events", "lamp"),
+    [([], "off"), (["call_placed"], "pulse"), (["call_escalated"], "pulse"),
+     (["call_placed", "call_acknowledged"], "steady")],
+)  # fmt: skip
+def test_part_restore_shows_the_lamp_for_the_state(
+    cb: CallBench, events: list[str], lamp: str
+) -> None:
+    for type_ in events:
+        cb.b.log.emit(type_, {"by": "x"})
+    cb.calls.restore()
+    assert cb.lamp.lamp_history == [lamp]
+
+
+def test_part_without_lamp_or_player(tmp_path: Path) -> None:
+    c = CallBench(tmp_path, devices=False)
+    c.calls.place()
+    c.calls.acknowledge(c.cmd())
+    c.calls.clear("x", "tablet")
+    c.calls.restore()
+    assert c.b.types() == ["call_placed", "call_acknowledged", "call_cleared"]
+    c.b.close()

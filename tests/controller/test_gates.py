@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from controller.config import AlarmsSection
-from controller.gates import GateResult, check_vitals
-from controller.models import NibpReading, VitalsSample
+from controller.errors import GateNotMet
+from controller.events import VitalsArrived
+from controller.gates import GateResult, Gates, check_vitals
+from controller.models import Advance, NibpReading, Override, RecordVitals, VitalsSample
+from controller.monitoring import Monitoring
+from tests.controller.bench import Bench
+from tests.controller.harness import ALL_OK
 
 LIMITS = AlarmsSection()
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -148,3 +155,132 @@ def test_check_vitals_adds_to_what_is_already_unmet() -> None:
         limits=LIMITS,
     )
     assert list(result.unmet) == ["consent", "spo2"]
+
+
+# --- the Gates part alone -------------------------------------------------------------------
+
+
+class GateBench:
+    """Gates on a bench, over real Monitoring (no NIBP module: readings come by hand)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.b = b = Bench(data_dir, devices=ALL_OK)
+        self.monitoring = Monitoring(
+            clock=b.clock, journal=b.journal, log=b.log, timers=b.timers, alarms=b.alarms,
+            session=b.facts, health=b.health, nibp=None,
+        )  # fmt: skip
+        b.folds.append(self.monitoring.apply)
+        self.gates = Gates(
+            clock=b.clock, log=b.log, session=b.facts, monitoring=self.monitoring, alarms=b.alarms
+        )
+
+    def confirm(self, *items: str) -> None:
+        for item in items:
+            self.b.log.emit("confirmed", {"item": item, "by": "dr-lee"})
+
+    def sample(self, spo2: int = 97, hr: int = 72) -> None:
+        self.monitoring.on_sample(VitalsArrived(self.b.sample(spo2, hr)))
+
+    def manual(self, **values: int) -> None:
+        self.monitoring.record_vitals(RecordVitals(request_id="r", by="rn-kim", **values))
+
+
+@pytest.fixture
+def gb(tmp_path: Path) -> Iterator[GateBench]:
+    g = GateBench(tmp_path)
+    g.b.start_session()
+    yield g
+    g.b.close()
+
+
+def test_safety_gate_lists_everything_unmet(gb: GateBench) -> None:
+    result = gb.gates.evaluate("safety")
+    assert list(result.unmet) == ["readiness", "consent", "nibp", "spo2", "hr"]
+    assert result.unmet["consent"] == "consent not confirmed by a clinician"
+
+
+def test_safety_gate_met(gb: GateBench) -> None:
+    gb.confirm("readiness", "consent")
+    gb.manual(sys=120, dia=80)
+    gb.sample()
+    assert gb.gates.evaluate("safety").met
+
+
+def test_the_discharge_gate_asks_only_for_vitals(gb: GateBench) -> None:
+    assert list(gb.gates.evaluate("discharge").unmet) == ["nibp", "spo2", "hr"]
+    gb.manual(sys=120, dia=80)
+    gb.sample()
+    assert gb.gates.evaluate("discharge").met
+
+
+def test_an_oximeter_sample_is_valid_for_stale_s_a_manual_one_for_the_baseline_age(
+    gb: GateBench,
+) -> None:
+    gb.manual(sys=120, dia=80)
+    gb.sample()
+    gb.b.clock.advance(LIMITS.stale_s + 1)
+    assert set(gb.gates.evaluate("discharge").unmet) == {"spo2", "hr"}
+    gb.manual(spo2=97, hr=70)
+    gb.b.clock.advance(14 * 60)
+    assert gb.gates.evaluate("discharge").met, "hand-measured: as valid as a baseline NIBP"
+    gb.b.clock.advance(2 * 60)
+    assert set(gb.gates.evaluate("discharge").unmet) == {"nibp", "spo2", "hr"}
+
+
+def test_the_plans_baseline_age_is_used(tmp_path: Path) -> None:
+    g = GateBench(tmp_path)
+    g.b.start_session(protocol={"baseline_max_age_minutes": 30})
+    g.manual(sys=120, dia=80, spo2=97, hr=70)
+    g.b.clock.advance(25 * 60)
+    assert g.gates.evaluate("discharge").met
+    g.b.close()
+
+
+def test_a_wall_clock_step_neither_ages_nor_freshens_the_vitals(gb: GateBench) -> None:
+    gb.manual(sys=120, dia=80)
+    gb.sample()
+    gb.b.clock.step_wall(3600)
+    assert gb.gates.evaluate("discharge").met
+    gb.b.clock.advance(16 * 60)
+    gb.b.clock.step_wall(-7200)
+    assert "nibp" in gb.gates.evaluate("discharge").unmet
+
+
+def test_a_met_gate_is_recorded(gb: GateBench) -> None:
+    gb.gates.check(GateResult("infusion_start"), Advance(request_id="r", by="dr-lee"))
+    assert gb.b.events("gate_checked") == [{"gate": "infusion_start", "met": True, "unmet": []}]
+
+
+def test_an_unmet_gate_refuses_with_every_reason(gb: GateBench) -> None:
+    with pytest.raises(GateNotMet) as exc:
+        gb.gates.pass_gate("discharge", Advance(request_id="r", by="dr-lee"))
+    unmet = {
+        "nibp": "no blood pressure recorded",
+        "spo2": "no valid SpO2 reading",
+        "hr": "no valid heart rate reading",
+    }
+    assert exc.value.details == {"gate": "discharge", "unmet": unmet}
+    assert exc.value.message.startswith("discharge gate not met: nibp: no blood pressure")
+    assert gb.b.events("gate_checked") == [
+        {"gate": "discharge", "met": False, "unmet": list(unmet), "reasons": unmet}
+    ]
+
+
+def test_an_override_passes_an_unmet_gate_and_is_recorded(gb: GateBench) -> None:
+    cmd = Advance(request_id="r", by="dr-lee", override=Override(reason="monitor in use"))
+    gb.gates.pass_gate("safety", cmd)
+    (data,) = gb.b.events("gate_checked")
+    assert data["met"] is False
+    assert data["override"] == {"reason": "monitor in use", "by": "dr-lee"}
+
+
+def test_an_override_of_a_met_gate_is_not_recorded_as_one(gb: GateBench) -> None:
+    cmd = Advance(request_id="r", by="dr-lee", override=Override(reason="x"))
+    gb.gates.check(GateResult("safety"), cmd)
+    assert "override" not in gb.b.events("gate_checked")[0]
+
+
+def test_no_gate_checks_nothing(gb: GateBench) -> None:
+    before = gb.b.journal.last_seq
+    gb.gates.pass_gate(None, Advance(request_id="r", by="dr-lee"))
+    assert gb.b.journal.last_seq == before

@@ -1,0 +1,287 @@
+"""The command desk alone: parsing, duplicates, validation, age, phase, running, replying."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.commands import CommandDesk, Verb
+from controller.errors import InvalidState
+from controller.events import CommandReceived
+from controller.models import COMMANDS, Command, Phase, Reply, iso_utc
+from controller.phases import ACTIVE, ANY, wrong_phase_message
+from mqtt_bridge.fake import FakeLink
+from tests.controller.bench import Bench
+
+MAX_AGE_S = 30.0
+
+
+class Desk:
+    """A command desk on a bench, with verbs that record what they were given."""
+
+    def __init__(self, data_dir: Path, *, max_age_s: float | None = MAX_AGE_S) -> None:
+        self.b = Bench(data_dir)
+        self.phase: Phase = "check_in"
+        self.ran: list[tuple[str, Command]] = []
+        self.desk = CommandDesk(
+            verbs=self.verbs(), clock=self.b.clock, journal=self.b.journal, log=self.b.log,
+            link=self.b.link, phase=lambda: self.phase, max_age_s=max_age_s,
+        )  # fmt: skip
+
+    def verbs(self) -> dict[str, Verb]:
+        def run(verb: str, result: dict[str, Any] | None = None) -> Any:
+            def handler(cmd: Command) -> dict[str, Any] | None:
+                self.ran.append((verb, cmd))
+                self.b.log.emit("ran", {"verb": verb})
+                return result
+
+            return handler
+
+        def refuse(cmd: Command) -> dict[str, Any]:
+            self.ran.append(("refuse", cmd))
+            raise InvalidState("Can't call_ack: no call waiting", {"call": "idle"})
+
+        def bug(cmd: Command) -> dict[str, Any]:
+            self.ran.append(("bug", cmd))
+            raise KeyError("oops")
+
+        return {
+            "advance": Verb(COMMANDS["advance"], ACTIVE, run("advance", {"phase": "x"})),
+            "confirm": Verb(COMMANDS["confirm"], ACTIVE, run("confirm")),
+            "status": Verb(COMMANDS["status"], ANY, run("status", {"ok": 1})),
+            "call_ack": Verb(COMMANDS["call_ack"], ANY, refuse),
+            "checkin": Verb(COMMANDS["checkin"], ANY, bug),
+            "start_session": Verb(
+                COMMANDS["start_session"], frozenset({"idle"}), run("start_session")
+            ),
+        }
+
+    def send(self, verb: str, body: dict[str, Any] | bytes, **kw: Any) -> Reply:
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        before = len(self.b.link.replies)
+        self.desk.on_command(CommandReceived(verb, payload, **kw))
+        assert len(self.b.link.replies) == before + 1, "every command gets exactly one reply"
+        return self.b.link.replies[-1][0]
+
+    def rejected(self) -> list[dict[str, Any]]:
+        return self.b.events("command_rejected")
+
+
+@pytest.fixture
+def d(tmp_path: Path) -> Iterator[Desk]:
+    desk = Desk(tmp_path)
+    yield desk
+    desk.b.close()
+
+
+def body(request_id: str = "r1", **args: Any) -> dict[str, Any]:
+    return {"request_id": request_id, "by": "dr-lee", **args}
+
+
+def error(reply: Reply) -> tuple[str, str]:
+    assert not reply.ok and reply.error is not None
+    return reply.error.code, reply.error.message
+
+
+# --- running a command --------------------------------------------------------------------------
+
+
+def test_a_command_runs_and_its_reply_goes_where_asked(d: Desk) -> None:
+    d.desk.on_command(CommandReceived("advance", json.dumps(body()).encode(), "t/7", b"c-1"))
+    reply, topic, corr = d.b.link.replies[-1]
+    assert reply == Reply(request_id="r1", verb="advance", ok=True, result={"phase": "x"})
+    assert (topic, corr) == ("t/7", b"c-1")
+    ((verb, cmd),) = d.ran
+    assert verb == "advance" and cmd.by == "dr-lee" and type(cmd) is COMMANDS["advance"]
+    assert d.b.journal.find_reply("r1") == reply.to_json().decode()
+    assert d.rejected() == []
+
+
+def test_a_handler_returning_nothing_replies_an_empty_result(d: Desk) -> None:
+    reply = d.send("confirm", body(item="consent"))
+    assert reply.ok and reply.result == {}
+
+
+def test_the_verbs_model_validates_and_names_the_field(d: Desk) -> None:
+    code, message = error(d.send("confirm", body(item="lunch")))
+    assert code == "invalid_payload"
+    assert message.startswith("field 'item':")
+    code, message = error(d.send("confirm", {"request_id": "r2", "item": "consent"}))
+    assert message.startswith("field 'by':")
+    assert d.ran == []
+
+
+def test_a_command_without_a_request_id_is_refused_and_not_recorded(d: Desk) -> None:
+    reply = d.send("status", {"by": "x"})
+    assert error(reply)[0] == "invalid_payload"
+    assert reply.request_id == ""
+    assert d.rejected() == [{"verb": "status", "code": "invalid_payload", "request_id": ""}]
+
+
+# --- duplicates ---------------------------------------------------------------------------------
+
+
+def test_a_repeated_request_id_returns_the_first_reply_and_runs_nothing(d: Desk) -> None:
+    first = d.send("advance", body("same"))
+    events = d.b.journal.last_seq
+    again = d.send("advance", body("same"))
+    code, message = error(again)
+    assert code == "duplicate"
+    assert message == "request_id 'same' was already executed; its first reply is in details"
+    assert again.error is not None and again.error.details == {
+        "first_reply": json.loads(first.to_json())
+    }
+    assert len(d.ran) == 1
+    assert "ran" not in [e.type for e in d.b.journal.events_since(events + 1)]
+
+
+def test_a_repeated_request_id_on_another_verb_runs_nothing(d: Desk) -> None:
+    d.send("status", body("same"))
+    reply = d.send("advance", body("same"))
+    assert error(reply)[0] == "duplicate"
+    assert reply.error is not None and reply.error.details is not None
+    assert reply.error.details["first_reply"]["verb"] == "status"
+    assert [v for v, _ in d.ran] == ["status"]
+
+
+def test_a_refused_commands_reply_is_its_first_reply_too(d: Desk) -> None:
+    d.phase = "idle"
+    first = d.send("advance", body("r9"))
+    d.phase = "check_in"
+    again = d.send("advance", body("r9"))
+    assert error(again)[0] == "duplicate"
+    assert again.error is not None and again.error.details is not None
+    assert again.error.details["first_reply"]["error"]["code"] == "invalid_state"
+    assert json.loads(first.to_json()) == again.error.details["first_reply"]
+    assert d.ran == [], "the first refusal is what happened; the repeat does not run it"
+
+
+def test_the_first_reply_outlives_a_restart(tmp_path: Path) -> None:
+    d = Desk(tmp_path)
+    d.send("advance", body("r1"))
+    d.b.close()
+    again = Desk(tmp_path)
+    assert error(again.send("advance", body("r1")))[0] == "duplicate"
+    assert again.ran == []
+    again.b.close()
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+
+def test_an_unknown_verb_lists_the_verbs(d: Desk) -> None:
+    code, message = error(d.send("fly", body()))
+    assert code == "unknown_verb"
+    assert message == f"unknown verb 'fly'; verbs are {', '.join(COMMANDS)}"
+
+
+def test_a_stale_command_is_refused(d: Desk) -> None:
+    sent = d.b.clock.now() - timedelta(seconds=MAX_AGE_S + 5)
+    reply = d.send("advance", body(sent_at=iso_utc(sent)))
+    code, message = error(reply)
+    assert code == "invalid_payload"
+    assert message.startswith("field 'sent_at': the command is 35 s old (limit 30 s)")
+    assert reply.error is not None
+    assert reply.error.details == {"age_s": MAX_AGE_S + 5, "limit_s": MAX_AGE_S}
+    assert d.ran == []
+
+
+def test_a_command_within_its_age_runs(d: Desk) -> None:
+    sent = d.b.clock.now() - timedelta(seconds=MAX_AGE_S)
+    assert d.send("advance", body("r1", sent_at=iso_utc(sent))).ok
+    ahead = d.b.clock.now() + timedelta(seconds=90)  # a tablet clock ahead of the room's
+    assert d.send("advance", body("r2", sent_at=iso_utc(ahead))).ok
+    assert d.send("advance", body("r3")).ok, "no sent_at: not checked"
+
+
+def test_without_a_limit_age_is_not_checked(tmp_path: Path) -> None:
+    d = Desk(tmp_path, max_age_s=None)
+    sent = d.b.clock.now() - timedelta(days=1)
+    assert d.send("advance", body(sent_at=iso_utc(sent))).ok
+    d.b.close()
+
+
+@pytest.mark.parametrize(("verb", "phase"), [("advance", "idle"), ("start_session", "check_in")])
+def test_the_wrong_phase_is_refused_saying_what_to_do(d: Desk, verb: str, phase: Phase) -> None:
+    d.phase = phase
+    code, message = error(d.send(verb, body()))
+    assert code == "invalid_state"
+    assert message == wrong_phase_message(verb, phase)
+    assert d.ran == []
+
+
+def test_a_handlers_refusal_is_its_code_message_and_details(d: Desk) -> None:
+    reply = d.send("call_ack", body())
+    assert error(reply) == ("invalid_state", "Can't call_ack: no call waiting")
+    assert reply.error is not None and reply.error.details == {"call": "idle"}
+
+
+def test_a_handlers_bug_is_internal_and_the_room_keeps_going(
+    d: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    code, message = error(d.send("checkin", body("r1")))
+    assert (code, message) == ("internal", "internal error; see the room's log")
+    assert "command checkin failed" in caplog.text and "KeyError" in caplog.text
+    assert d.send("status", body("r2")).ok
+    assert [v for v, _ in d.ran] == ["bug", "status"]
+
+
+@pytest.mark.parametrize(
+    ("verb", "payload", "code"),
+    [
+        ("status", b"\xff", "invalid_payload"),
+        ("status", b"[]", "invalid_payload"),
+        ("fly", json.dumps(body()).encode(), "unknown_verb"),
+        ("confirm", json.dumps(body(item="x")).encode(), "invalid_payload"),
+        ("start_session", json.dumps(body()).encode(), "invalid_state"),
+        ("call_ack", json.dumps(body()).encode(), "invalid_state"),
+        ("checkin", json.dumps(body()).encode(), "internal"),
+        (
+            "status",
+            json.dumps(body(sent_at="2000-01-01T00:00:00.000Z")).encode(),
+            "invalid_payload",
+        ),
+    ],
+)
+def test_every_refusal_is_journaled(d: Desk, verb: str, payload: bytes, code: str) -> None:
+    reply = d.send(verb, payload)
+    assert error(reply)[0] == code
+    assert d.b.types()[-1] == "command_rejected"
+    request_id = "r1" if payload.startswith(b"{") else ""
+    assert d.rejected() == [{"verb": verb, "code": code, "request_id": request_id}]
+    assert reply.request_id == request_id
+
+
+def test_a_long_verb_is_cut_in_the_record(d: Desk) -> None:
+    reply = d.send("v" * 200, body())
+    assert reply.verb == "v" * 64
+    assert d.rejected()[0]["verb"] == "v" * 64
+
+
+def test_an_unusable_request_id_is_not_echoed(d: Desk) -> None:
+    reply = d.send("status", body("x" * 65))
+    assert reply.request_id == ""
+    assert d.b.journal.find_reply("x" * 65) is None
+
+
+# --- replying -----------------------------------------------------------------------------------
+
+
+def test_a_failing_reply_does_not_stop_the_room(d: Desk, caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(FakeLink):
+        def publish_reply(self, *args: Any) -> None:
+            raise ConnectionError("socket closed")
+
+    d.desk._link = Broken()
+    d.desk.on_command(CommandReceived("advance", json.dumps(body()).encode()))
+    assert [v for v, _ in d.ran] == ["advance"]
+    assert d.b.types() == ["ran"], "the command is decided and journaled"
+    assert d.b.journal.find_reply("r1") is not None, "a resend gets the first reply"
+    assert "reply to advance could not be sent" in caplog.text
+    d.desk.on_command(CommandReceived("fly", json.dumps(body("r2")).encode()))
+    assert d.rejected()[-1]["code"] == "unknown_verb"
