@@ -1,27 +1,32 @@
 """The alarm engine: limits with condition delays, priorities, latching, ack, silence, escalation.
 
-Semantics follow bedside monitors (IEC 60601-1-8 style): a condition must persist for its delay
-before it alarms; a high-priority alarm latches until acknowledged even when the condition has
-cleared; silence lasts at most 120 s; a new alarm sounds through a silence. The room is an
-adjunct: the certified monitor's own alarms stay primary.
+Semantics follow bedside monitors (IEC 60601-1-8 style) and the specification in
+docs/alarms-guide.md: a condition must persist for its delay before it alarms; a high-priority
+alarm latches until acknowledged even when the condition has cleared; an acknowledged alarm
+that gets worse sounds again; a silence quiets sound for at most 120 s (and a capped total),
+never escalation; a new alarm sounds through a silence. The room is an adjunct: the certified
+monitor's own alarms stay primary.
 
 The engine decides through ``emit(type, data)`` (which journals an event and feeds it back to
-``apply``); its alarm list is therefore rebuilt exactly by replaying the journal.
+``apply``); its alarm list and the limits in force are therefore rebuilt exactly by replaying
+the journal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
+from controller.clock import mono_at
 from controller.config import AlarmsSection
 from controller.errors import InvalidPayload
 from controller.models import (
     Alarm,
     AlarmAck,
     AlarmLimit,
+    AlarmOverrides,
     AlarmSilence,
     Event,
     NibpReading,
@@ -31,8 +36,20 @@ from controller.models import (
 from controller.ports import Clock
 
 EmitFn = Callable[[str, dict[str, Any]], Event]
+Kind = Literal["physiological", "technical"]
 
 RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
+SILENCE_MAX_S = 120.0
+"""One silence lasts at most this long (IEC 60601-1-8's audio-paused bound for our use)."""
+SESSION_TECHNICAL = (
+    "vitals_stale",
+    "nibp_overdue",
+    "nibp_failed",
+    "sensor_off",
+    "checkin_missed",
+    "manual_vitals_overdue",
+)
+"""Technical alarms about the patient's monitoring: they end with the session."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,8 @@ NIBP_RULES = (
     LimitRule("dia_high", "dia", False, "Diastolic BP"),
     LimitRule("sys_low", "sys", True, "Systolic BP"),
 )
+RULES: dict[str, LimitRule] = {r.code: r for r in (*SAMPLE_RULES, *NIBP_RULES)}
+"""Every physiological limit by its alarm code."""
 
 
 def crosses(rule: LimitRule, limit: AlarmLimit, value: float | None) -> bool:
@@ -65,19 +84,37 @@ def crosses(rule: LimitRule, limit: AlarmLimit, value: float | None) -> bool:
     return value < limit.limit if rule.below else value > limit.limit
 
 
+def worse_by(rule: LimitRule, value: float, than: float, step: float) -> bool:
+    """Whether ``value`` is at least ``step`` further beyond the limit's side than ``than``."""
+    return value <= than - step if rule.below else value >= than + step
+
+
+@dataclass
+class _Pending:
+    """A condition that holds while its delay runs."""
+
+    onset: float  # monotonic
+    delay_s: float
+    kind: Kind
+    priority: Priority
+    message: str
+    value: float | str | None
+    limit: float | None
+
+
 class AlarmEngine:
-    """Raises, escalates and clears alarms; owns the current alarm list."""
+    """Raises, re-activates, escalates and clears alarms; owns the alarm list and limits."""
 
     def __init__(self, clock: Clock, limits: AlarmsSection, emit: EmitFn) -> None:
         self._clock = clock
-        self.limits = limits
-        self._configured = limits  # the room's [alarms]; a session's plan may override them
+        self._config_limits = limits
+        self.limits = limits  # in force: the config's, or the session plan's over them
+        self.sources: dict[str, str] = {}  # limit name -> "plan" where the plan set it
         self._emit = emit
         self.alarms: dict[str, Alarm] = {}  # by code: one alarm per condition at a time
         self.escalated: set[str] = set()
-        self._onset: dict[str, float] = {}  # condition start, monotonic
-        self._pending: dict[str, tuple[float | str | None, float | None, str, Priority]] = {}
-        self._delays: dict[str, float] = {}  # each condition's delay, as last reported
+        self._pending: dict[str, _Pending] = {}
+        self._latest: dict[str, float | str | None] = {}  # the condition's latest value
         # Durations (escalation, silence) run on the monotonic clock so an NTP step of the
         # wall clock can neither stretch a silence nor postpone an escalation.
         self._raised_mono: dict[str, float] = {}
@@ -86,27 +123,53 @@ class AlarmEngine:
     # --- rebuilding from the journal ------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        """Update the alarm list from one journal event."""
-        if event.type in ("session_started", "session_ended"):
-            plan = event.data.get("plan", {}).get("alarms") or {}
-            given = {k: v for k, v in plan.items() if v is not None}
-            self.limits = AlarmsSection.model_validate(self._configured.model_dump() | given)
+        """Update the limits in force and the alarm list from one journal event."""
+        if event.type == "session_started":
+            plan_alarms = AlarmOverrides.model_validate(event.data["plan"].get("alarms", {}))
+            overrides = plan_alarms.model_dump(exclude_none=True)
+            self.limits = self._config_limits.model_copy(
+                update={k: getattr(plan_alarms, k) for k in overrides}
+            )
+            self.sources = dict.fromkeys(overrides, "plan")
+            return
+        if event.type == "session_ended":
+            # Conditions end with the session: nothing pending may be raised after it.
+            self.limits, self.sources = self._config_limits, {}
+            self._pending.clear()
+            return
         if not event.type.startswith("alarm_"):
             return
         alarm = Alarm.model_validate(event.data["alarm"])
+        code = alarm.code
         if event.type == "alarm_cleared":
-            self.alarms.pop(alarm.code, None)
-            self.escalated.discard(alarm.code)
-            self._raised_mono.pop(alarm.code, None)
-            self._silenced_mono.pop(alarm.code, None)
+            self.alarms.pop(code, None)
+            self.escalated.discard(code)
+            self._raised_mono.pop(code, None)
+            self._silenced_mono.pop(code, None)
             return
-        if event.type == "alarm_raised" and alarm.code not in self._raised_mono:
-            self._raised_mono[alarm.code] = self._mono_at(alarm.raised_at)
+        if event.type == "alarm_raised" and code not in self._raised_mono:
+            self._raised_mono[code] = mono_at(self._clock, alarm.raised_at)
+        if event.type == "alarm_reactivated":
+            # Sounding again: it escalates again if nobody answers, and no silence holds it.
+            self._raised_mono[code] = mono_at(self._clock, event.ts)
+            self.escalated.discard(code)
+            self._silenced_mono.pop(code, None)
         if event.type == "alarm_escalated":
-            self.escalated.add(alarm.code)
-        self.alarms[alarm.code] = alarm
+            self.escalated.add(code)
+        self.alarms[code] = alarm
         if event.type == "alarm_silenced" and alarm.silenced_until is not None:
-            self._silenced_mono[alarm.code] = self._mono_at(alarm.silenced_until)
+            self._silenced_mono[code] = mono_at(self._clock, alarm.silenced_until)
+
+    def limits_in_force(self) -> dict[str, dict[str, Any]]:
+        """Each physiological limit in force and where it came from (``config`` or ``plan``)."""
+        out: dict[str, dict[str, Any]] = {}
+        for code in RULES:
+            limit: AlarmLimit = getattr(self.limits, code)
+            out[code] = {**limit.model_dump(), "source": self.sources.get(code, "config")}
+        for name in ("stale_s", "escalate_after_s"):
+            value = getattr(self.limits, name)
+            out[name] = {"value": value, "source": self.sources.get(name, "config")}
+        return out
 
     # --- conditions -------------------------------------------------------------------
 
@@ -115,7 +178,7 @@ class AlarmEngine:
         code: str,
         present: bool,
         *,
-        kind: Literal["physiological", "technical"],
+        kind: Kind,
         priority: Priority,
         message: str,
         value: float | str | None = None,
@@ -123,28 +186,48 @@ class AlarmEngine:
         delay_s: float = 0.0,
     ) -> None:
         """Report whether a condition is present now; raise after its delay, clear when gone."""
-        now = self._clock.monotonic()
         if not present:
-            self._onset.pop(code, None)
             self._pending.pop(code, None)
+            self._latest.pop(code, None)
             alarm = self.alarms.get(code)
             if alarm is None:
                 return
             if alarm.state == "active" and alarm.priority == "high":
-                self._transition("alarm_latched", alarm, "latched")
+                self._transition("alarm_latched", alarm, state="latched")
             elif alarm.state != "latched":
                 self._emit("alarm_cleared", {"alarm": _dump(alarm)})
             return
+        self._latest[code] = value
         alarm = self.alarms.get(code)
         if alarm is not None:
             if alarm.state == "latched":  # the condition came back before anyone acknowledged
-                self._transition("alarm_raised", alarm, "active")
+                self._transition("alarm_raised", alarm, state="active")
+            elif alarm.state == "acknowledged" and self._worsened(alarm, value):
+                self._transition(
+                    "alarm_reactivated",
+                    alarm,
+                    state="active",
+                    value=float(value) if isinstance(value, int | float) else value,
+                    message=message,
+                    silenced_until=None,
+                )
             return
-        self._onset.setdefault(code, now)
-        self._pending[code] = (value, limit, message, priority)
-        self._delays[code] = delay_s
-        if now - self._onset[code] >= delay_s:
-            self._raise(code, kind, priority, message, value, limit)
+        pending = self._pending.get(code)
+        now = self._clock.monotonic()
+        onset = pending.onset if pending is not None else now
+        self._pending[code] = _Pending(onset, delay_s, kind, priority, message, value, limit)
+        if now - onset >= delay_s:
+            self._raise(code)
+
+    def _worsened(self, alarm: Alarm, value: float | str | None) -> bool:
+        rule = RULES.get(alarm.code)
+        if rule is None or not isinstance(value, int | float):
+            return False
+        than = alarm.value_at_ack
+        if than is None:
+            return False
+        step: float = getattr(self.limits.reactivate_step, alarm.code)
+        return worse_by(rule, float(value), than, step)
 
     def check_sample(self, sample: VitalsSample, rules: Iterable[LimitRule] = SAMPLE_RULES) -> None:
         """Evaluate the oximeter's limits against one sample."""
@@ -188,28 +271,37 @@ class AlarmEngine:
         self,
         code: str,
         *,
-        kind: Literal["physiological", "technical"],
+        kind: Kind,
         priority: Priority,
         message: str,
         value: float | str | None = None,
     ) -> None:
         """Raise an alarm at once (emergency, device lost), unless it is already raised."""
         if code not in self.alarms:
-            self._raise(code, kind, priority, message, value, None)
+            self._pending[code] = _Pending(
+                self._clock.monotonic(), 0.0, kind, priority, message, value, None
+            )
+            self._raise(code)
 
     def clear(self, code: str) -> None:
         """Clear an alarm whatever its state (session ended, device back)."""
-        self._onset.pop(code, None)
         self._pending.pop(code, None)
         alarm = self.alarms.get(code)
         if alarm is not None:
             self._emit("alarm_cleared", {"alarm": _dump(alarm)})
 
-    def clear_all(self, kind: str | None = None) -> None:
-        """Clear every alarm (of one kind)."""
+    def end_session(self) -> list[dict[str, Any]]:
+        """Clear the session's alarms; return those nobody had acknowledged (for the record)."""
+        open_alarms = [
+            {"id": a.id, "code": a.code, "priority": a.priority, "state": a.state}
+            for a in self.current()
+            if a.state != "acknowledged" and _session_bound(a)
+        ]
         for alarm in list(self.alarms.values()):
-            if kind is None or alarm.kind == kind:
+            if _session_bound(alarm):
                 self.clear(alarm.code)
+        self._pending.clear()
+        return open_alarms
 
     # --- clinician actions ------------------------------------------------------------
 
@@ -222,21 +314,34 @@ class AlarmEngine:
             self._emit("alarm_acknowledged", {"alarm": _dump(alarm), "by": by})
             self._emit("alarm_cleared", {"alarm": _dump(alarm)})
         elif alarm.state == "active":
-            self._transition("alarm_acknowledged", alarm, "acknowledged", by=by)
+            latest = self._latest.get(alarm.code, alarm.value)
+            at_ack = float(latest) if isinstance(latest, int | float) else None
+            self._transition(
+                "alarm_acknowledged", alarm, by=by, state="acknowledged", value_at_ack=at_ack
+            )
         return alarm
 
-    def silence(self, seconds: float, by: str) -> list[Alarm]:
-        """Silence every sounding alarm for ``seconds`` (≤ 120); return those silenced."""
-        until = self._clock.now() + timedelta(seconds=min(seconds, 120.0))
-        silenced = []
-        for alarm in list(self.alarms.values()):
-            if alarm.state in ("active", "latched"):
-                updated = alarm.model_copy(update={"silenced_until": until})
-                self._emit("alarm_silenced", {"alarm": _dump(updated), "by": by})
-                silenced.append(updated)
-        return silenced
+    def silence(self, seconds: float, by: str) -> tuple[list[Alarm], list[Alarm]]:
+        """Silence every sounding alarm for ``seconds`` (≤ 120, within its silence budget).
 
-    # --- time -------------------------------------------------------------------------
+        Returns the alarms silenced and those refused because their silences already add up
+        to ``silence_max_total_s``: they keep sounding.
+        """
+        silenced, refused = [], []
+        for alarm in list(self.alarms.values()):
+            if alarm.state not in ("active", "latched"):
+                continue
+            left = self.limits.silence_max_total_s - alarm.silenced_total_s
+            grant = min(seconds, SILENCE_MAX_S, left)
+            if grant <= 0:
+                refused.append(alarm)
+                continue
+            until = self._clock.now() + timedelta(seconds=grant)
+            total = round(alarm.silenced_total_s + grant, 3)
+            updated = alarm.model_copy(update={"silenced_until": until, "silenced_total_s": total})
+            self._emit("alarm_silenced", {"alarm": _dump(updated), "by": by})
+            silenced.append(updated)
+        return silenced, refused
 
     def ack_command(self, cmd: AlarmAck) -> dict[str, Any]:
         """``alarm_ack``: a clinician acknowledges one current alarm."""
@@ -246,44 +351,40 @@ class AlarmEngine:
 
     def silence_command(self, cmd: AlarmSilence) -> dict[str, Any]:
         """``alarm_silence``: quiet the sounding alarms for up to 120 s."""
-        silenced = self.silence(cmd.seconds, cmd.by)
-        return {"silenced": [a.id for a in silenced], "seconds": cmd.seconds}
+        silenced, refused = self.silence(cmd.seconds, cmd.by)
+        return {
+            "silenced": [a.id for a in silenced],
+            "refused": [a.id for a in refused],
+            "seconds": cmd.seconds,
+        }
+
+    # --- time -------------------------------------------------------------------------
 
     def tick(self) -> None:
         """Raise conditions whose delay has run out; escalate unacknowledged alarms."""
         now = self._clock.monotonic()
-        for code, onset in list(self._onset.items()):
-            if code in self.alarms or code not in self._pending:
-                continue
-            limit = getattr(self.limits, code, None)
-            delay = self._delays.get(code, 0.0)
-            if now - onset >= delay:
-                value, lim, message, priority = self._pending[code]
-                kind: Literal["physiological", "technical"] = (
-                    "physiological" if isinstance(limit, AlarmLimit) else "technical"
-                )
-                self._raise(code, kind, priority, message, value, lim)
+        for code, pending in list(self._pending.items()):
+            if code not in self.alarms and now - pending.onset >= pending.delay_s:
+                self._raise(code)
         for alarm in list(self.alarms.values()):
-            age = now - self._raised_mono.get(alarm.code, now)
-            if (
-                alarm.state == "active"
-                and alarm.code not in self.escalated
-                and age >= self.limits.escalate_after_s
-            ):
+            due = self._escalation_due(alarm)
+            if due is not None and due <= now:
                 self._emit("alarm_escalated", {"alarm": _dump(alarm)})
 
     def next_deadline(self) -> float | None:
         """When ``tick`` may next have something to do (monotonic), if ever."""
-        deadlines = []
-        for code, onset in self._onset.items():
-            limit = getattr(self.limits, code, None)
-            if code not in self.alarms and isinstance(limit, AlarmLimit):
-                deadlines.append(onset + limit.delay_s)
-        for alarm in self.alarms.values():
-            if alarm.state == "active" and alarm.code not in self.escalated:
-                raised = self._raised_mono.get(alarm.code, self._clock.monotonic())
-                deadlines.append(raised + self.limits.escalate_after_s)
+        deadlines = [
+            p.onset + p.delay_s for code, p in self._pending.items() if code not in self.alarms
+        ]
+        deadlines += [d for a in self.alarms.values() if (d := self._escalation_due(a)) is not None]
         return min(deadlines, default=None)
+
+    def _escalation_due(self, alarm: Alarm) -> float | None:
+        # Unacknowledged (active or latched) and not yet escalated: a silence does not stop it.
+        if alarm.state == "acknowledged" or alarm.code in self.escalated:
+            return None
+        raised = self._raised_mono.get(alarm.code, self._clock.monotonic())
+        return raised + self.limits.escalate_after_s
 
     # --- views ------------------------------------------------------------------------
 
@@ -304,41 +405,39 @@ class AlarmEngine:
                 best = alarm.priority
         return best
 
+    def unacknowledged_high(self) -> list[Alarm]:
+        """High-priority alarms active or latched that nobody acknowledged."""
+        return [a for a in self.current() if a.priority == "high" and a.state != "acknowledged"]
+
     # --- internals --------------------------------------------------------------------
 
-    def _mono_at(self, ts: datetime) -> float:
-        """The monotonic reading for UTC ``ts`` (exact for live events, derived on replay)."""
-        return self._clock.monotonic() - (self._clock.now() - ts).total_seconds()
-
-    def _raise(
-        self,
-        code: str,
-        kind: Literal["physiological", "technical"],
-        priority: Priority,
-        message: str,
-        value: float | str | None,
-        limit: float | None,
-    ) -> None:
-        self._pending.pop(code, None)
+    def _raise(self, code: str) -> None:
+        p = self._pending.pop(code)
         alarm = Alarm(
             id=f"{code}-{int(self._clock.now().timestamp() * 1000)}",
             code=code,
-            kind=kind,
-            priority=priority,
+            kind=p.kind,
+            priority=p.priority,
             state="active",
             raised_at=self._clock.now(),
-            value=value,
-            limit=limit,
-            message=message,
+            value=p.value,
+            limit=p.limit,
+            message=p.message,
         )
         self._emit("alarm_raised", {"alarm": _dump(alarm)})
 
-    def _transition(self, type_: str, alarm: Alarm, state: str, by: str | None = None) -> None:
-        updated = alarm.model_copy(update={"state": state})
+    def _transition(
+        self, type_: str, alarm: Alarm, *, by: str | None = None, **changes: Any
+    ) -> None:
+        updated = alarm.model_copy(update=changes)
         data: dict[str, Any] = {"alarm": _dump(updated)}
         if by is not None:
             data["by"] = by
         self._emit(type_, data)
+
+
+def _session_bound(alarm: Alarm) -> bool:
+    return alarm.kind == "physiological" or alarm.code in SESSION_TECHNICAL
 
 
 def _limit_message(rule: LimitRule, value: float | None, limit: AlarmLimit) -> str:

@@ -48,6 +48,9 @@ class RoomSection(Section):
     site: str = ""
     # The Pi has no battery clock: sessions wait for NTP unless a technician overrides this.
     allow_unsynced_clock: bool = False
+    # Continuous SpO2 from an oximeter, or hand entries prompted every few minutes: a room
+    # without an oximeter must say so, never run an infusion with no SpO2 and no alarm.
+    monitoring: Literal["continuous", "manual"] = "continuous"
 
 
 class MqttSection(Section):
@@ -273,6 +276,19 @@ class ProtocolSection(Section):
     baseline_max_age_minutes: float = Field(default=15, gt=0, le=120)
     call_escalate_s: float = Field(default=30, gt=0, le=600)
     call_reminder_s: float = Field(default=180, gt=0, le=3600)
+    manual_interval_minutes: float = Field(default=5, gt=0, le=15)
+
+
+class ReactivateStep(Section):
+    """``[alarms.reactivate_step]``: how much worse than at acknowledgement sounds again."""
+
+    spo2_critical: float = Field(default=2, gt=0, le=20)
+    spo2_low: float = Field(default=2, gt=0, le=20)
+    hr_high: float = Field(default=10, gt=0, le=60)
+    hr_low: float = Field(default=5, gt=0, le=60)
+    sys_high: float = Field(default=10, gt=0, le=60)
+    dia_high: float = Field(default=10, gt=0, le=60)
+    sys_low: float = Field(default=10, gt=0, le=60)
 
 
 class AlarmsSection(Section):
@@ -287,6 +303,20 @@ class AlarmsSection(Section):
     sys_low: AlarmLimit = AlarmLimit(limit=90, priority="medium", delay_s=0)
     stale_s: float = Field(default=10, gt=0, le=300)
     escalate_after_s: float = Field(default=60, gt=0, le=3600)
+    reactivate_step: ReactivateStep = Field(default_factory=ReactivateStep)
+    silence_max_total_s: float = Field(default=240, ge=0, le=1800)
+
+
+class DischargeSection(Section):
+    """``[discharge]``: the vitals a patient leaves with. Unset: the alarm limits in force."""
+
+    spo2_low: float | None = Field(default=None, ge=50, le=100)
+    hr_low: float | None = Field(default=None, ge=20, le=200)
+    hr_high: float | None = Field(default=None, ge=20, le=250)
+    sys_high: float | None = Field(default=None, ge=60, le=260)
+    dia_high: float | None = Field(default=None, ge=30, le=200)
+    sys_low: float | None = Field(default=None, ge=50, le=200)
+    manual_max_age_s: float = Field(default=300, gt=0, le=1800)
 
 
 class Config(Section):
@@ -298,6 +328,7 @@ class Config(Section):
     audio: AudioSection = Field(default_factory=AudioSection)
     protocol: ProtocolSection = Field(default_factory=ProtocolSection)
     alarms: AlarmsSection = Field(default_factory=AlarmsSection)
+    discharge: DischargeSection = Field(default_factory=DischargeSection)
 
 
 def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:

@@ -17,8 +17,10 @@ from controller.models import (
     Alarm,
     ConfirmItem,
     ErrorCode,
+    LimitInForce,
     Payload,
     Phase,
+    Priority,
     SessionPlan,
     UtcTime,
 )
@@ -101,12 +103,54 @@ class SessionResumed(EventData):
     example: ClassVar = {"downtime_s": 42.5, "phase": "infusion"}
 
 
+class OpenAlarm(Payload):
+    """An alarm still unacknowledged when the session ended."""
+
+    id: str
+    code: str
+    priority: Priority
+    state: Literal["active", "latched"]
+
+
 class SessionEnded(EventData):
-    """The session ended: ``reason`` is ``discharged`` or the clinician's ``end_session``."""
+    """The session ended: ``reason`` is ``discharged`` or the clinician's ``end_session``
+    reason; ``discharged`` false when it ended without discharge (``from_phase`` says where);
+    ``open_alarms`` lists the alarms nobody had acknowledged."""
 
     reason: str
     by: str
-    example: ClassVar = {"reason": "discharged", "by": "dr-lee"}
+    discharged: bool
+    from_phase: Phase
+    open_alarms: list[OpenAlarm]
+    example: ClassVar = {
+        "reason": "discharged",
+        "by": "dr-lee",
+        "discharged": True,
+        "from_phase": "discharge",
+        "open_alarms": [],
+    }
+
+
+class LimitsInForce(EventData):
+    """At a session's start: each alarm setting in force and its source (``config`` or the
+    session ``plan``), the ``[discharge]`` limits, and the monitoring mode."""
+
+    alarms: dict[str, LimitInForce]
+    discharge: dict[str, float | None]
+    monitoring: Literal["continuous", "manual"]
+    example: ClassVar = {
+        "alarms": {
+            "spo2_low": {
+                "limit": 94,
+                "priority": "medium",
+                "delay_s": 10,
+                "source": "plan",
+            },
+            "stale_s": {"value": 10, "source": "config"},
+        },
+        "discharge": {"spo2_low": None, "manual_max_age_s": 300},
+        "monitoring": "continuous",
+    }
 
 
 class Discharged(EventData):
@@ -178,6 +222,7 @@ class GateChecked(EventData):
     unmet: list[str]
     reasons: dict[str, str] | None = None
     override: GateOverride | None = None
+    override_refused: list[str] | None = None  # unmet items no override may pass
     example: ClassVar = {
         "gate": "safety",
         "met": False,
@@ -298,13 +343,19 @@ class AlarmRaised(AlarmChange):
     came back."""
 
 
+class AlarmReactivated(AlarmChange):
+    """An acknowledged physiological alarm got worse than at its acknowledgement by the
+    clinic's ``[alarms.reactivate_step]``: it is active again, sounds, and escalates again."""
+
+
 class AlarmLatched(AlarmChange):
     """A high-priority alarm's condition cleared before anyone acknowledged it: it stays,
     latched, until acknowledged."""
 
 
 class AlarmEscalated(AlarmChange):
-    """An active alarm was not acknowledged within ``[alarms] escalate_after_s``."""
+    """An active or latched alarm was not acknowledged within ``[alarms] escalate_after_s``
+    (a silence does not stop escalation)."""
 
 
 class AlarmCleared(AlarmChange):
@@ -373,6 +424,15 @@ class CheckinDue(EventData):
     example: ClassVar = {"escalated": False, "next_due_at": "2026-01-05T09:10:00.000Z"}
 
 
+class VitalsDue(EventData):
+    """Manual monitoring: SpO2 and heart rate are due by hand (``record_vitals``);
+    ``escalated`` when the last prompt went unanswered (then ``manual_vitals_overdue``)."""
+
+    escalated: bool
+    next_due_at: UtcTime
+    example: ClassVar = {"escalated": False, "next_due_at": "2026-01-05T09:10:00.000Z"}
+
+
 class CheckinRecorded(EventData):
     """A clinician checked on the patient (``checkin``)."""
 
@@ -414,6 +474,7 @@ class MusicStopped(EventData):
 
     reason: Literal["playlist_ended", "phase_changed", "emergency", "session_ended", "stopped"]
     by: str | None = None
+    note: str | None = None  # why a playing playlist was cut short by leaving the infusion
     example: ClassVar = {"reason": "stopped", "by": "dr-lee"}
 
 
@@ -519,6 +580,7 @@ EVENT_DATA: dict[str, type[EventData]] = {
     "session_configured": SessionConfigured,
     "plan_rejected": PlanRejected,
     "session_started": SessionStarted,
+    "limits_in_force": LimitsInForce,
     "phase_changed": PhaseChanged,
     "session_resumed": SessionResumed,
     "session_ended": SessionEnded,
@@ -538,6 +600,7 @@ EVENT_DATA: dict[str, type[EventData]] = {
     "vitals_recorded": VitalsRecorded,
     "alarm_raised": AlarmRaised,
     "alarm_latched": AlarmLatched,
+    "alarm_reactivated": AlarmReactivated,
     "alarm_escalated": AlarmEscalated,
     "alarm_acknowledged": AlarmAcknowledged,
     "alarm_silenced": AlarmSilenced,
@@ -547,6 +610,7 @@ EVENT_DATA: dict[str, type[EventData]] = {
     "call_escalated": CallEscalated,
     "call_cleared": CallCleared,
     "checkin_due": CheckinDue,
+    "vitals_due": VitalsDue,
     "checkin_recorded": CheckinRecorded,
     "music_started": MusicStarted,
     "track_started": TrackStarted,

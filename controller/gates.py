@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from controller.alarms import AlarmEngine
-from controller.config import AlarmsSection
+from controller.config import AlarmsSection, Config, DischargeSection
 from controller.errors import GateNotMet
 from controller.eventlog import EventLog
-from controller.models import NibpReading, VitalsSample
+from controller.models import AlarmLimit, NibpReading, VitalsSample
 from controller.monitoring import Monitoring
 from controller.ports import Clock
 from controller.state import SessionState
@@ -26,6 +26,7 @@ class GateResult:
 
     gate: str
     unmet: dict[str, str] = field(default_factory=dict)
+    hard: set[str] = field(default_factory=set)  # unmet items no override may pass
 
     @property
     def met(self) -> bool:
@@ -35,6 +36,11 @@ class GateResult:
     def message(self) -> str:
         """The unmet items in one sentence."""
         return f"{self.gate} gate not met: " + "; ".join(f"{k}: {v}" for k, v in self.unmet.items())
+
+    @property
+    def overridable(self) -> bool:
+        """Whether an override may pass what is unmet."""
+        return not (self.hard & self.unmet.keys())
 
 
 def check_vitals(
@@ -73,18 +79,47 @@ def check_vitals(
         )
 
 
+DISCHARGE_LIMITS = ("spo2_low", "hr_low", "hr_high", "sys_high", "dia_high", "sys_low")
+"""The limits ``[discharge]`` may set apart from the alarm limits."""
+CONFIRMATIONS: dict[str, tuple[str, ...]] = {
+    "safety": ("readiness", "consent"),
+    "infusion_start": ("readiness", "consent", "iv_line"),
+    "discharge": ("psych_ready", "reminders_given"),
+}
+"""The clinicians' confirmations each gate wants."""
+WORDS = {
+    "readiness": "readiness not confirmed by a clinician",
+    "consent": "consent not confirmed by a clinician",
+    "iv_line": "IV line not confirmed",
+    "psych_ready": "psychological readiness for discharge not confirmed by a clinician",
+    "reminders_given": "safety reminders (no driving, an escort home) not confirmed as given",
+}
+
+
+def discharge_limits(alarms: AlarmsSection, discharge: DischargeSection) -> AlarmsSection:
+    """The limits a patient is discharged within: ``[discharge]`` where set, else the alarms'."""
+    update: dict[str, AlarmLimit] = {}
+    for code in DISCHARGE_LIMITS:
+        value = getattr(discharge, code)
+        if value is not None:
+            update[code] = getattr(alarms, code).model_copy(update={"limit": value})
+    return alarms.model_copy(update=update)
+
+
 class Gates:
-    """Evaluates the safety and discharge gates as things stand, and records each check."""
+    """Evaluates the gates as things stand, and records each check."""
 
     def __init__(
         self,
         *,
+        config: Config,
         clock: Clock,
         log: EventLog,
         session: SessionState,
         monitoring: Monitoring,
         alarms: AlarmEngine,
     ) -> None:
+        self._discharge = config.discharge
         self._clock = clock
         self._log = log
         self._session = session
@@ -92,27 +127,37 @@ class Gates:
         self._alarms = alarms
 
     def evaluate(self, name: str) -> GateResult:
-        """A gate's verdict now."""
+        """A gate's verdict now: ``safety``, ``infusion_start`` or ``discharge``."""
         result = GateResult(name)
-        if name == "safety":
-            for item in ("readiness", "consent"):
-                if item not in self._session.confirmed:
-                    result.unmet[item] = f"{item} not confirmed by a clinician"
-        if name in ("safety", "discharge"):
-            protocol = self._session.protocol
-            vitals = self._monitoring.current_vitals()
-            manual = vitals is not None and vitals.source == "manual"
+        for item in CONFIRMATIONS[name]:
+            if item not in self._session.confirmed:
+                result.unmet[item] = WORDS[item]
+        protocol = self._session.protocol
+        baseline_s = protocol.baseline_max_age_minutes * 60
+        vitals = self._monitoring.current_vitals()
+        manual = vitals is not None and vitals.source == "manual"
+        limits = self._alarms.limits
+        if name == "discharge":
+            high = self._alarms.unacknowledged_high()
+            if high:
+                codes = ", ".join(a.code for a in high)
+                result.unmet["alarms"] = f"high-priority alarm not acknowledged: {codes}"
+                result.hard.add("alarms")
+            limits = discharge_limits(limits, self._discharge)
+            # The readings a patient leaves on must be live, not the baseline's.
+            sample_age_s = self._discharge.manual_max_age_s if manual else limits.stale_s
+        else:
             # A hand-measured SpO2/HR stays valid as long as a baseline NIBP would.
-            baseline_s = protocol.baseline_max_age_minutes * 60
-            check_vitals(
-                result,
-                now=self._clock.now(),
-                nibp=self._monitoring.current_nibp(),
-                nibp_max_age_s=baseline_s,
-                sample=vitals,
-                sample_max_age_s=baseline_s if manual else self._alarms.limits.stale_s,
-                limits=self._alarms.limits,
-            )
+            sample_age_s = baseline_s if manual else limits.stale_s
+        check_vitals(
+            result,
+            now=self._clock.now(),
+            nibp=self._monitoring.current_nibp(),
+            nibp_max_age_s=baseline_s,
+            sample=vitals,
+            sample_max_age_s=sample_age_s,
+            limits=limits,
+        )
         return result
 
     def pass_gate(self, name: str | None, cmd: Any) -> None:
@@ -121,13 +166,21 @@ class Gates:
             self.check(self.evaluate(name), cmd)
 
     def check(self, result: GateResult, cmd: Any) -> None:
-        """Record a gate's verdict; GateNotMet unless met or overridden by the command."""
+        """Record a gate's verdict; GateNotMet unless met, or overridden where it may be."""
         override = getattr(cmd, "override", None)
         data: dict[str, Any] = {"gate": result.gate, "met": result.met, "unmet": list(result.unmet)}
         if not result.met:
             data["reasons"] = result.unmet
+        passed = result.met or (override is not None and result.overridable)
         if not result.met and override is not None:
             data["override"] = {"reason": override.reason, "by": cmd.by}
+            if not result.overridable:
+                data["override_refused"] = sorted(result.hard & result.unmet.keys())
         self._log.emit("gate_checked", data)
-        if not result.met and override is None:
-            raise GateNotMet(result.message(), {"gate": result.gate, "unmet": result.unmet})
+        if not passed:
+            details: dict[str, Any] = {"gate": result.gate, "unmet": result.unmet}
+            message = result.message()
+            if override is not None:
+                details["not_overridable"] = sorted(result.hard & result.unmet.keys())
+                message += " (an override cannot pass: acknowledge the alarm first)"
+            raise GateNotMet(message, details)

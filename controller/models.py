@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -47,6 +49,27 @@ UtcTime = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 
+
+def visible_text(text: str) -> str:
+    """``text`` if it holds at least one visible character, else ValueError.
+
+    Spaces, control and format characters (a zero-width space, a BOM) and lone punctuation
+    do not make a reason: a gate passed "because ' '" records nothing a reviewer can read.
+    """
+    if not any(unicodedata.category(ch)[0] in "LN" for ch in text):
+        raise ValueError(
+            "must hold words: blank, invisible or punctuation-only text is not a reason"
+        )
+    return text
+
+
+ReasonText = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), AfterValidator(visible_text)
+]
+"""A clinician's reason: required words, at most 500 characters."""
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+"""A number that is neither NaN nor infinite (a NaN limit would silently disable an alarm)."""
+
 Phase = Literal[
     "idle",
     "check_in",
@@ -62,7 +85,15 @@ Phase = Literal[
 Quality = Literal["ok", "sensor_off", "searching", "artifact", "no_sensor"]
 DeviceStatus = Literal["ok", "lost", "absent"]
 Priority = Literal["high", "medium", "low"]
-ConfirmItem = Literal["readiness", "consent", "iv_line"]
+ConfirmItem = Literal[
+    "readiness",
+    "consent",
+    "iv_line",
+    "psych_ready",
+    "reminders_given",
+    "mindfulness_done",
+    "blindfold_offered",
+]
 
 ShortId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -114,7 +145,7 @@ class ProtocolOverrides(Payload):
 class AlarmLimit(Payload):
     """One physiological alarm limit: a clinic setting."""
 
-    limit: float
+    limit: FiniteFloat
     priority: Priority
     delay_s: float = Field(ge=0, le=300)
 
@@ -184,6 +215,8 @@ class Alarm(Payload):
     limit: float | None = None
     message: str
     silenced_until: UtcTime | None = None
+    silenced_total_s: float = 0.0
+    value_at_ack: float | None = None
 
 
 class AlarmList(Payload):
@@ -261,6 +294,16 @@ class LinkState(Payload):
     queued: int = 0
 
 
+class LimitInForce(Payload):
+    """One alarm setting in force this session, and where it came from."""
+
+    limit: float | None = None
+    priority: Priority | None = None
+    delay_s: float | None = None
+    value: float | None = None
+    source: Literal["config", "plan"] = "config"
+
+
 class RoomState(Payload):
     """The retained ``state`` payload: the whole room at a glance."""
 
@@ -279,6 +322,7 @@ class RoomState(Payload):
     devices: Devices = Field(default_factory=Devices)
     gates: Gates = Field(default_factory=Gates)
     next_nibp_due_at: UtcTime | None = None
+    alarm_limits: dict[str, LimitInForce] = Field(default_factory=dict)
     link: LinkState = Field(default_factory=LinkState)
     updated_at: UtcTime
 
@@ -330,7 +374,7 @@ class Command(Payload):
 class Override(Payload):
     """A clinician's decision to pass a gate that is not met."""
 
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    reason: ReasonText
 
 
 class StartSession(Command):
@@ -340,9 +384,10 @@ class StartSession(Command):
 
 
 class Advance(Command):
-    """Move to the next phase, checking its gate."""
+    """Move to the next phase, checking its gate (``reason``: why a playing playlist is cut)."""
 
     override: Override | None = None
+    reason: ReasonText | None = None
 
 
 class Confirm(Command):
@@ -360,13 +405,13 @@ class StartInfusion(Command):
 class Reason(Command):
     """A command that needs a reason."""
 
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    reason: ReasonText
 
 
 class EndSession(Command):
-    """End the session from any phase."""
+    """End the session from any phase, saying why."""
 
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)] = "ended_by_clinician"
+    reason: ReasonText
 
 
 class Music(Command):

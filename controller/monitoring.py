@@ -46,7 +46,9 @@ class Monitoring:
         session: SessionState,
         health: Health,
         nibp: Nibp | None,
+        manual: bool = False,
     ) -> None:
+        self._manual = manual  # [room] monitoring = "manual": SpO2/HR entered by hand
         self._clock = clock
         self._journal = journal
         self._log = log
@@ -61,6 +63,7 @@ class Monitoring:
         self._reset()
 
     def _reset(self) -> None:
+        self.manual_done = True  # the last prompt for hand-entered SpO2/HR was answered
         self.manual_spo2_hr: tuple[datetime, int | None, int | None] | None = None
         self.manual_mono = float("-inf")
         # A reading belongs to the patient it was taken on: never to the next one's gate.
@@ -69,7 +72,11 @@ class Monitoring:
 
     def timer_table(self) -> dict[str, Callable[[], None]]:
         """The timers this part owns, by name."""
-        return {"nibp": self.nibp_due, "nibp_overdue": self._nibp_overdue}
+        return {
+            "nibp": self.nibp_due,
+            "nibp_overdue": self._nibp_overdue,
+            "manual_vitals": self._manual_vitals_due,
+        }
 
     # --- the fold -------------------------------------------------------------------
 
@@ -97,9 +104,19 @@ class Monitoring:
                 if "spo2" in data or "hr" in data:
                     self.manual_spo2_hr = (ts, data.get("spo2"), data.get("hr"))
                     self.manual_mono = mono_at(self._clock, ts)
-            case "infusion_started" if not self._timers.pending("nibp"):
-                minutes = self._session.protocol.nibp_interval_minutes
-                self._timers.set_at("nibp", ts + timedelta(minutes=minutes))
+                    self.manual_done = True
+            case "infusion_started":
+                protocol = self._session.protocol
+                if not self._timers.pending("nibp"):
+                    self._timers.set_at(
+                        "nibp", ts + timedelta(minutes=protocol.nibp_interval_minutes)
+                    )
+                if self._manual:
+                    due = ts + timedelta(minutes=protocol.manual_interval_minutes)
+                    self._timers.set_at("manual_vitals", due)
+            case "vitals_due":
+                self.manual_done = False
+                self._timers.set_at("manual_vitals", parse_utc(data["next_due_at"]))
             case "nibp_due":
                 self._timers.set_at("nibp", parse_utc(data["next_due_at"]))
                 # Only while no overdue alarm stands: a firing that changes nothing would
@@ -111,8 +128,11 @@ class Monitoring:
                     self._timers.set_at("nibp_overdue", ts + timedelta(seconds=NIBP_OVERDUE_S))
             case "alarm_raised" if data["alarm"]["code"] == "nibp_overdue":
                 self._timers.cancel("nibp_overdue")  # fired: the alarm is its trace
-            case "phase_changed" if data["to"] not in NIBP_PHASES:
-                self._timers.cancel("nibp", "nibp_overdue")
+            case "phase_changed":
+                if data["to"] != "infusion":
+                    self._timers.cancel("manual_vitals")
+                if data["to"] not in NIBP_PHASES:
+                    self._timers.cancel("nibp", "nibp_overdue")
             case _:
                 pass
 
@@ -203,6 +223,21 @@ class Monitoring:
             message="Blood pressure due and not measured",
         )
 
+    def _manual_vitals_due(self) -> None:
+        # Manual monitoring: SpO2 and heart rate by hand every few minutes of the infusion;
+        # a prompt still unanswered when the next is due is a technical alarm.
+        minutes = self._session.protocol.manual_interval_minutes
+        next_due = self._clock.now() + timedelta(minutes=minutes)
+        missed = not self.manual_done
+        self._log.emit("vitals_due", {"escalated": missed, "next_due_at": iso_utc(next_due)})
+        if missed:
+            self._alarms.raise_now(
+                "manual_vitals_overdue",
+                kind="technical",
+                priority="medium",
+                message="Hand-entered SpO2 and heart rate overdue: measure and record them",
+            )
+
     def _request(self, by: str) -> None:
         assert self._nibp is not None
         self._nibp.start_measurement()
@@ -230,6 +265,8 @@ class Monitoring:
         if cmd.sys is not None and cmd.dia is not None and cmd.dia >= cmd.sys:
             raise InvalidPayload("field 'dia': must be below 'sys'")
         self._log.emit("vitals_recorded", {**given, "by": cmd.by, "source": "manual"})
+        if cmd.spo2 is not None or cmd.hr is not None:
+            self._alarms.clear("manual_vitals_overdue")
         if cmd.sys is not None and self.latest_nibp is not None:
             self._log.publish_nibp(self.latest_nibp)
             self._journal.record_vitals(

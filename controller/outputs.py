@@ -112,6 +112,7 @@ class Music:
         self._reset()
 
     def _reset(self) -> None:
+        self.failed = False  # an output failed or was lost: the playlist may never end
         self.started = False
         self.playing = False
         self.playlist_ended = False
@@ -149,6 +150,10 @@ class Music:
                 self.track = None
                 if data.get("reason") == "playlist_ended":
                     self.playlist_ended = True
+            case "alarm_raised" if data["alarm"]["code"].startswith("audio_"):
+                self.failed = True
+            case "device_lost" if data["device"] == "audio":
+                self.failed = True
             case "volume_changed":
                 if data["output"] in ("headphones", "both"):
                     self.headphones_volume = data["level"]
@@ -171,12 +176,17 @@ class Music:
         self._audio.play(self._session.tracks)
         self._log.emit("music_started", {"playlist": list(self._session.tracks), "by": by})
 
-    def stop(self, reason: str, *, fade: bool = True, by: str | None = None) -> None:
+    def stop(
+        self, reason: str, *, fade: bool = True, by: str | None = None, note: str | None = None
+    ) -> None:
         """Stop what plays, and record why (only when something played)."""
         if self._audio is not None:
             self._audio.stop(fade=fade)
         if self.playing:
-            self._log.emit("music_stopped", {"reason": reason} | ({"by": by} if by else {}))
+            data: dict[str, Any] = {"reason": reason}
+            data |= {"by": by} if by else {}
+            data |= {"note": note} if note else {}
+            self._log.emit("music_stopped", data)
 
     def restore(self) -> None:
         """Resume the playlist where it was (after a restart)."""

@@ -28,7 +28,7 @@ ANY: Final[frozenset[Phase]] = frozenset(PHASES)
 VERB_PHASES: Final[dict[str, frozenset[Phase]]] = {
     "start_session": frozenset({"idle", "ended"}),
     "advance": ACTIVE,
-    "confirm": frozenset({"check_in", "integration", "intentions", "pre_infusion", "infusion"}),
+    "confirm": ACTIVE,
     "start_infusion": frozenset({"infusion"}),
     "stop_infusion": frozenset({"infusion"}),
     "music": ACTIVE,

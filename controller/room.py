@@ -96,6 +96,7 @@ class Room:
         self.monitoring = Monitoring(
             clock=clock, journal=journal, log=emit, timers=self.timers, alarms=self.alarms,
             session=facts, health=self.health, nibp=nibp,
+            manual=config.room.monitoring == "manual",
         )  # fmt: skip
         self.calls = Calls(log=emit, timers=self.timers, session=facts, lamp=call_lamp, audio=audio)
         self.plans = Plans(config=config, journal=journal, log=emit, session=facts, library=library)
@@ -110,8 +111,9 @@ class Room:
             log=emit, alarms=self.alarms, calls=self.calls, annunciator=annunciator
         )
         self.gates = Gates(
-            clock=clock, log=emit, session=facts, monitoring=self.monitoring, alarms=self.alarms
-        )
+            config=config, clock=clock, log=emit, session=facts, monitoring=self.monitoring,
+            alarms=self.alarms,
+        )  # fmt: skip
         self.session = SessionMachine(
             config=config, clock=clock, journal=journal, log=emit, timers=self.timers,
             state=facts, gates=self.gates, plans=self.plans, health=self.health,
@@ -217,6 +219,7 @@ class Room:
         while (name := self.timers.pop_next_due()) is not None:
             self._timer_handlers[name]()
         self.log.send_backlog()
+        self.session.maybe_debrief_ready()
         self.monitoring.check_stale()
         self.alarms.tick()
         self.annunciation.update()
@@ -304,6 +307,7 @@ class Room:
                 discharge_vitals=self.gates.evaluate("discharge").met,
             ),
             next_nibp_due_at=self.timers.due_at("nibp"),
+            alarm_limits=self.alarms.limits_in_force(),
             link=LinkState(online=self.log.online, queued=self.journal.count_undelivered()),
             updated_at=self.clock.now(),
         )

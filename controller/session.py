@@ -17,7 +17,7 @@ from controller.calls import Calls
 from controller.config import Config
 from controller.errors import InvalidState
 from controller.eventlog import EventLog
-from controller.gates import GateResult, Gates
+from controller.gates import Gates
 from controller.health import Health
 from controller.journal import Journal
 from controller.models import Event, Phase, SessionPlan, iso_utc, parse_utc
@@ -28,9 +28,6 @@ from controller.plans import Plans
 from controller.ports import Clock, SessionRecords
 from controller.state import SessionState
 from controller.timers import Timers
-
-SESSION_ALARMS = ("vitals_stale", "nibp_overdue", "nibp_failed", "sensor_off")
-"""Technical alarms about the patient's monitoring: they end with the session."""
 
 
 class SessionMachine:
@@ -106,6 +103,14 @@ class SessionMachine:
                 "Can't start_session: the room's clock is not synchronised (check NTP; "
                 "a technician can set [room] allow_unsynced_clock = true)"
             )
+        if (
+            self._health.devices.get("oximeter") == "absent"
+            and self._config.room.monitoring != "manual"
+        ):
+            raise InvalidState(
+                "Can't start_session: no oximeter, so no continuous SpO2 (connect one, or a "
+                'technician sets [room] monitoring = "manual" for hand entries every few minutes)'
+            )
         plan: SessionPlan | None = cmd.plan or self.state.pending_plan
         if plan is None:
             raise InvalidState(
@@ -120,6 +125,14 @@ class SessionMachine:
             "session_started",
             {"plan": plan.model_dump(mode="json"), "tracks": tracks, "by": cmd.by},
             session_id=plan.session_id,
+        )
+        self._log.emit(
+            "limits_in_force",
+            {
+                "alarms": self._alarms.limits_in_force(),
+                "discharge": self._config.discharge.model_dump(),
+                "monitoring": self._config.room.monitoring,
+            },
         )
         self._enter_phase("check_in", cmd.by)
         return {"session_id": plan.session_id}
@@ -138,9 +151,14 @@ class SessionMachine:
                     else "the infusion has not started (start_infusion, or end_session)"
                 )
             )
+        if s.phase == "infusion" and self._music.playing and cmd.reason is None:
+            raise InvalidState(
+                "Can't advance while in infusion: the playlist is still playing (the debrief "
+                "follows the infusion or the playlist); give a reason to cut it short"
+            )
         target = NEXT[s.phase]
         self._gates.pass_gate(GATE_ON_ENTRY.get(target), cmd)
-        self._enter_phase(target, cmd.by)
+        self._enter_phase(target, cmd.by, why=cmd.reason)
         return {"phase": s.phase}
 
     def confirm(self, cmd: Any) -> dict[str, Any]:
@@ -153,10 +171,9 @@ class SessionMachine:
         s = self.state
         if s.infusion_running or s.infusion_completed or s.infusion_stopped:
             raise InvalidState("Can't start_infusion: this session's infusion has already started")
-        gate = GateResult("infusion_start")
-        if "iv_line" not in s.confirmed:
-            gate.unmet["iv_line"] = "IV line not confirmed"
-        self._gates.check(gate, cmd)
+        # The gate again, at the moment that matters: readings go stale and limits are crossed
+        # between entering the phase and starting the drug.
+        self._gates.pass_gate("infusion_start", cmd)
         self._log.emit("infusion_started", {"target_s": s.infusion_target_s, "by": cmd.by})
         if s.tracks:  # the playlist, after the guidance if any (no-music: guidance only)
             self._music.start(cmd.by)
@@ -172,6 +189,7 @@ class SessionMachine:
     def checkin(self, cmd: Any) -> dict[str, Any]:
         """``checkin``: a clinician checked in with the patient (no-music mode)."""
         self._log.emit("checkin_recorded", {"by": cmd.by, "note": cmd.note})
+        self._alarms.clear("checkin_missed")
         return {}
 
     def emergency(self, cmd: Any) -> dict[str, Any]:
@@ -190,7 +208,7 @@ class SessionMachine:
         """``discharge``: the patient leaves, through the discharge gate."""
         self._gates.pass_gate("discharge", cmd)
         self._log.emit("discharged", {"by": cmd.by})
-        self._end("discharged", cmd.by)
+        self._end("discharged", cmd.by, discharged=True)
         return {"phase": self.state.phase}
 
     def end_session(self, cmd: Any) -> dict[str, Any]:
@@ -203,7 +221,7 @@ class SessionMachine:
     def on_playlist_ended(self, msg: ev.PlaylistEnded) -> None:
         """The playlist ended: the music stops, and the debrief may be ready."""
         self._music.on_playlist_ended()
-        self._maybe_debrief_ready()
+        self.maybe_debrief_ready()
 
     def on_report_written(self, msg: ev.ReportWritten) -> None:
         """A session's record was written: say where (nothing when it failed; it is logged)."""
@@ -212,27 +230,36 @@ class SessionMachine:
 
     # --- inside the steps -----------------------------------------------------------
 
-    def _enter_phase(self, target: Phase, by: str) -> None:
+    def _enter_phase(self, target: Phase, by: str, *, why: str | None = None) -> None:
         previous = self.state.phase
         self._log.emit("phase_changed", {"from": previous, "to": target, "by": by})
         self._lights.show_phase(target, by)
-        if previous == "infusion" and self._music.playing:
-            self._music.stop("phase_changed")
+        if previous == "infusion":
+            if self._music.playing:
+                self._music.stop("phase_changed", by=by, note=why)
+            self._alarms.clear("checkin_missed")  # check-ins belong to the infusion
         if target == "discharge":
             self._monitoring.nibp_due()
 
-    def _end(self, reason: str, by: str) -> None:
+    def _end(self, reason: str, by: str, *, discharged: bool = False) -> None:
         if self._music.playing:
             self._music.stop("session_ended")
         if self.state.infusion_running:
             self._log.emit("infusion_stopped", {"reason": "session_ended", "by": by})
         self._calls.clear(by, "session_end")
-        self._alarms.clear_all("physiological")
-        for code in SESSION_ALARMS:
-            self._alarms.clear(code)
-        session_id = self.state.session_id
-        self._log.emit("phase_changed", {"from": self.state.phase, "to": "ended", "by": by})
-        self._log.emit("session_ended", {"reason": reason, "by": by})
+        open_alarms = self._alarms.end_session()
+        session_id, phase = self.state.session_id, self.state.phase
+        self._log.emit("phase_changed", {"from": phase, "to": "ended", "by": by})
+        self._log.emit(
+            "session_ended",
+            {
+                "reason": reason,
+                "by": by,
+                "discharged": discharged,
+                "from_phase": phase,
+                "open_alarms": open_alarms,
+            },
+        )
         self._lights.show("ended", by)
         if self.records is not None and session_id is not None:
             self.records.write(session_id)  # off the core thread: ReportWritten comes back
@@ -240,19 +267,28 @@ class SessionMachine:
     def _infusion_end(self) -> None:
         elapsed = round(self.state.infusion_elapsed_s(), 3)
         self._log.emit("infusion_completed", {"elapsed_s": elapsed})
-        self._maybe_debrief_ready()
+        self.maybe_debrief_ready()
 
     def _checkin_due(self) -> None:
         minutes = self.state.protocol.checkin_interval_minutes
         next_due = self._clock.now() + timedelta(minutes=minutes)
         escalated = not self.state.checkin_done  # the last prompt went unanswered
         self._log.emit("checkin_due", {"escalated": escalated, "next_due_at": iso_utc(next_due)})
+        if escalated:
+            self._alarms.raise_now(
+                "checkin_missed",
+                kind="technical",
+                priority="medium",
+                message="No-music check-in missed: check on the patient",
+            )
 
-    def _maybe_debrief_ready(self) -> None:
+    def maybe_debrief_ready(self) -> None:
+        """Say the debrief may begin: the infusion is complete and no playlist still plays
+        (it ended, was stopped, or its audio failed)."""
         s = self.state
         if s.debrief_ready_sent or not s.infusion_completed:
             return
         music = s.music_mode == "music" and bool(s.tracks)
-        if music and not self._music.playlist_ended and self._music.started:
+        if music and self._music.playing and not self._music.failed:
             return
         self._log.emit("debrief_ready", {})

@@ -167,6 +167,8 @@ def script(d: Demo) -> str:
     d.cmd("advance")
     d.cmd("advance")
     d.wait("nibp_result", timeout=30)
+    d.cmd("confirm", item="psych_ready")
+    d.cmd("confirm", item="reminders_given")
     time.sleep(1.0)
     d.pump(0.2)
     d.cmd("discharge")

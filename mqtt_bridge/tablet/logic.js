@@ -19,7 +19,7 @@
   const VERB_PHASES = {
     start_session: ["idle", "ended"],
     advance: ACTIVE,
-    confirm: ["check_in", "integration", "intentions", "pre_infusion", "infusion"],
+    confirm: ACTIVE,
     start_infusion: ["infusion"],
     stop_infusion: ["infusion"],
     music: ACTIVE,
@@ -175,7 +175,11 @@
     if (phase === "discharge") {
       return {
         next: "ended", gate: "discharge",
-        items: [{ key: "discharge_vitals", label: "Discharge vitals within limits", met: !!gates.discharge_vitals, detail: gates.discharge_vitals ? "" : vitalsDetail() || "recent NIBP, valid SpO2 and HR needed" }],
+        items: [
+          { key: "psych_ready", label: "Psychologically ready to leave", met: !!done.psych_ready, detail: done.psych_ready ? "" : why.psych_ready || "not confirmed by a clinician" },
+          { key: "reminders_given", label: "Safety reminders given", met: !!done.reminders_given, detail: done.reminders_given ? "" : why.reminders_given || "not confirmed" },
+          { key: "discharge_vitals", label: "Discharge vitals within limits", met: !!gates.discharge_vitals, detail: gates.discharge_vitals ? "" : vitalsDetail() || "recent NIBP, live SpO2 and HR needed" },
+        ],
         note: "Discharge checks the discharge gate and ends the session.",
       };
     }

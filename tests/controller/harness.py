@@ -170,6 +170,11 @@ class Harness:
 
     # --- looking ----------------------------------------------------------------------
 
+    def ready_to_leave(self) -> None:
+        """Confirm what discharge needs besides the vitals (psych_ready, reminders_given)."""
+        self.ok("confirm", item="psych_ready")
+        self.ok("confirm", item="reminders_given")
+
     def types(self) -> list[str]:
         """Event types in the journal, in order."""
         return [e.type for e in self.journal.events_since(1, 100_000)]

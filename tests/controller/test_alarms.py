@@ -283,7 +283,8 @@ def test_silence_is_capped_at_120_s_and_sounds_after() -> None:
     rig = Rig()
     raise_hr_high(rig)
     assert rig.engine.sounding() == "medium"
-    silenced = rig.engine.silence(600, "dr-lee")
+    silenced, refused = rig.engine.silence(600, "dr-lee")
+    assert refused == []
     cap = rig.clock.now() + timedelta(seconds=120)
     assert [a.code for a in silenced] == ["hr_high"]
     assert silenced[0].silenced_until == cap
@@ -334,7 +335,7 @@ def test_new_alarm_sounds_through_a_silence() -> None:
 
 def test_silence_with_no_alarm_silences_nothing() -> None:
     rig = Rig()
-    assert rig.engine.silence(60, "dr-lee") == []
+    assert rig.engine.silence(60, "dr-lee") == ([], [])
     assert rig.events == []
 
 

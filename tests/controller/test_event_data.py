@@ -32,7 +32,7 @@ from controller.events import (
 )
 from controller.models import Devices
 from controller.record.files import rebuild_from_journal
-from tests.controller.harness import Harness
+from tests.controller.harness import ALL_OK, Harness, make_config
 
 RESERVED: dict[str, str] = {}
 """Types with a model that the code does not emit yet, each with the contract that reserves
@@ -152,6 +152,8 @@ def music_session(h: Harness) -> None:
     h.ok("alarm_ack", alarm_id=h.events("alarm_latched")[-1]["alarm"]["id"])
     h.run(15, spo2=90)
     h.ok("alarm_ack", alarm_id=h.events("alarm_raised")[-1]["alarm"]["id"])
+    h.run(5, spo2=88)  # worse than at the acknowledgement: it sounds again
+    h.ok("alarm_ack", alarm_id=h.events("alarm_reactivated")[-1]["alarm"]["id"])
     h.run(5)
     # devices, the link, the clock, an audio output, the oximeter's own complaints
     h.deliver(DeviceChanged("oximeter", "lost", "no data for 5 s"))
@@ -177,6 +179,7 @@ def music_session(h: Harness) -> None:
         h.ok("advance")
     finish_nibp(h)
     h.run(5)
+    h.ready_to_leave()
     h.ok("discharge")
 
 
@@ -202,8 +205,18 @@ def emergency_mid_music(h: Harness) -> None:
     h.ok("end_session", reason="transferred to ED")
 
 
+def manual_monitoring(h: Harness) -> None:
+    """No oximeter: SpO2 and heart rate by hand, one prompt missed."""
+    h.to_infusion_running()
+    h.run(5 * 60)
+    h.ok("record_vitals", spo2=97, hr=70)
+    h.run(10 * 60)  # the next prompt goes unanswered
+    h.ok("end_session", reason="test: manual monitoring")
+
+
 SESSIONS: dict[str, Callable[[Harness], None]] = {
     "music": music_session,
+    "manual": manual_monitoring,
     "no_music": no_music_session,
     "emergency": emergency_mid_music,
 }
@@ -215,7 +228,11 @@ def journals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[s
     out: dict[str, list[tuple[str, Any]]] = {}
     for name, drive in SESSIONS.items():
         data_dir = tmp_path_factory.mktemp(name)
-        h = Harness(data_dir)
+        if name == "manual":
+            config = make_config(room={"id": "room-1", "monitoring": "manual"})
+            h = Harness(data_dir, config, devices={**ALL_OK, "oximeter": "absent"})
+        else:
+            h = Harness(data_dir)
         drive(h)
         out[name] = [(e.type, e.data) for e in h.journal.events_since(1, 10**6)]
         if name == "music":

@@ -171,8 +171,9 @@ class GateBench:
         )  # fmt: skip
         b.folds.append(self.monitoring.apply)
         self.gates = Gates(
-            clock=b.clock, log=b.log, session=b.facts, monitoring=self.monitoring, alarms=b.alarms
-        )
+            config=b.config, clock=b.clock, log=b.log, session=b.facts,
+            monitoring=self.monitoring, alarms=b.alarms,
+        )  # fmt: skip
 
     def confirm(self, *items: str) -> None:
         for item in items:
@@ -206,37 +207,58 @@ def test_safety_gate_met(gb: GateBench) -> None:
     assert gb.gates.evaluate("safety").met
 
 
-def test_the_discharge_gate_asks_only_for_vitals(gb: GateBench) -> None:
-    assert list(gb.gates.evaluate("discharge").unmet) == ["nibp", "spo2", "hr"]
+def test_the_discharge_gate_asks_for_readiness_reminders_and_vitals(gb: GateBench) -> None:
+    assert list(gb.gates.evaluate("discharge").unmet) == [
+        "psych_ready",
+        "reminders_given",
+        "nibp",
+        "spo2",
+        "hr",
+    ]
     gb.manual(sys=120, dia=80)
     gb.sample()
+    assert list(gb.gates.evaluate("discharge").unmet) == ["psych_ready", "reminders_given"]
+    gb.confirm("psych_ready", "reminders_given")
     assert gb.gates.evaluate("discharge").met
 
 
 def test_an_oximeter_sample_is_valid_for_stale_s_a_manual_one_for_the_baseline_age(
     gb: GateBench,
 ) -> None:
+    gb.confirm("readiness", "consent")
     gb.manual(sys=120, dia=80)
     gb.sample()
     gb.b.clock.advance(LIMITS.stale_s + 1)
-    assert set(gb.gates.evaluate("discharge").unmet) == {"spo2", "hr"}
+    assert set(gb.gates.evaluate("safety").unmet) == {"spo2", "hr"}
     gb.manual(spo2=97, hr=70)
     gb.b.clock.advance(14 * 60)
-    assert gb.gates.evaluate("discharge").met, "hand-measured: as valid as a baseline NIBP"
+    assert gb.gates.evaluate("safety").met, "hand-measured: as valid as a baseline NIBP"
     gb.b.clock.advance(2 * 60)
-    assert set(gb.gates.evaluate("discharge").unmet) == {"nibp", "spo2", "hr"}
+    assert set(gb.gates.evaluate("safety").unmet) == {"nibp", "spo2", "hr"}
+
+
+def test_discharge_wants_live_readings(gb: GateBench) -> None:
+    # At discharge a hand entry counts for [discharge] manual_max_age_s, not the baseline age.
+    gb.confirm("psych_ready", "reminders_given")
+    gb.manual(sys=120, dia=80, spo2=97, hr=70)
+    gb.b.clock.advance(gb.b.config.discharge.manual_max_age_s)
+    assert gb.gates.evaluate("discharge").met
+    gb.b.clock.advance(1)
+    assert set(gb.gates.evaluate("discharge").unmet) == {"spo2", "hr"}
 
 
 def test_the_plans_baseline_age_is_used(tmp_path: Path) -> None:
     g = GateBench(tmp_path)
     g.b.start_session(protocol={"baseline_max_age_minutes": 30})
+    g.confirm("readiness", "consent")
     g.manual(sys=120, dia=80, spo2=97, hr=70)
     g.b.clock.advance(25 * 60)
-    assert g.gates.evaluate("discharge").met
+    assert g.gates.evaluate("safety").met
     g.b.close()
 
 
 def test_a_wall_clock_step_neither_ages_nor_freshens_the_vitals(gb: GateBench) -> None:
+    gb.confirm("psych_ready", "reminders_given")
     gb.manual(sys=120, dia=80)
     gb.sample()
     gb.b.clock.step_wall(3600)
@@ -252,6 +274,7 @@ def test_a_met_gate_is_recorded(gb: GateBench) -> None:
 
 
 def test_an_unmet_gate_refuses_with_every_reason(gb: GateBench) -> None:
+    gb.confirm("psych_ready", "reminders_given")
     with pytest.raises(GateNotMet) as exc:
         gb.gates.pass_gate("discharge", Advance(request_id="r", by="dr-lee"))
     unmet = {

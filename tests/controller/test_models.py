@@ -219,6 +219,7 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "confirm": {"item": "consent"},
     "stop_infusion": {"reason": "nausea"},
     "emergency": {"reason": "desaturation"},
+    "end_session": {"reason": "patient asked to stop"},
     "music": {"action": "pause"},
     "alarm_ack": {"alarm_id": "a-1"},
     "alarm_silence": {"seconds": 60},

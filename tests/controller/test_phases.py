@@ -106,9 +106,8 @@ def test_verb_phases_key_rules() -> None:
         ),
         (
             "confirm",
-            "preparation",
-            "Can't confirm while in preparation: only allowed in check_in, integration, "
-            "intentions, pre_infusion, infusion",
+            "ended",
+            "Can't confirm while in ended: no session is running (start_session first)",
         ),
     ],
 )

@@ -93,6 +93,7 @@ def run_recorded_session(h: Harness, music_mode: str) -> dict[int, tuple[Any, di
     h.nibp.finish(126, 80, 74)
     h.drain()
     h.run(5)
+    h.ready_to_leave()
     h.ok("discharge")
     return snaps
 

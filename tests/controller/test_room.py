@@ -18,7 +18,7 @@ from controller.phases import VERB_PHASES
 from controller.room import STALE_CHECK_S, Room
 from controller.timers import Timers
 from mqtt_bridge.fake import FakeLink
-from tests.controller.harness import Harness, make_config, plan_dict
+from tests.controller.harness import ALL_OK, Harness, make_config, plan_dict
 
 
 def spy_on_timers(timers: Timers) -> set[str]:
@@ -58,7 +58,7 @@ def test_the_verb_table_is_exactly_the_contracts_verbs(room: Harness) -> None:
         assert verb.phases == VERB_PHASES[name], name
 
 
-def test_every_timer_a_part_arms_has_a_handler(room: Harness) -> None:
+def test_every_timer_a_part_arms_has_a_handler(room: Harness, tmp_path: Path) -> None:
     armed = spy_on_timers(room.room.timers)
     # A music session: the infusion's end, NIBP on schedule (one left overdue), a call
     # escalated, acknowledged and come back as a reminder.
@@ -76,11 +76,20 @@ def test_every_timer_a_part_arms_has_a_handler(room: Harness) -> None:
     room.run(30 * 60)
     room.audio.finish()
     room.drain()
-    room.ok("end_session")
+    room.ok("end_session", reason="test: the session ends here")
     # A session without music: check-ins.
     room.to_infusion_running(session_id="s-002", music_mode="no_music")
     room.run(room.config.protocol.checkin_interval_minutes * 60 * 2)
     assert room.events("checkin_due")
+    # A room without an oximeter: SpO2 and heart rate by hand, prompted.
+    config = make_config(room={"id": "room-1", "monitoring": "manual"})
+    manual = Harness(tmp_path / "manual", config, devices={**ALL_OK, "oximeter": "absent"})
+    manual_armed = spy_on_timers(manual.room.timers)
+    manual.to_infusion_running()
+    manual.run(config.protocol.manual_interval_minutes * 60 * 2)
+    assert manual.events("vitals_due")
+    armed |= manual_armed
+    manual.close()
     handlers = set(room.room._timer_handlers)
     assert armed <= handlers, f"armed without a handler: {armed - handlers}"
     assert armed == handlers, f"handlers never armed in a whole session: {handlers - armed}"
@@ -207,7 +216,7 @@ def test_the_plans_alarm_limits_are_in_force_for_its_session(room: Harness) -> N
     room.ok("start_session")
     room.run(default.delay_s * 3, step=1, spo2=90)
     assert "spo2_low" not in [a.code for a in room.room.alarms.current()]
-    room.ok("end_session")
+    room.ok("end_session", reason="test: the session ends here")
     room.plan(session_id="s-002")
     room.ok("start_session")
     room.run(default.delay_s * 3, step=1, spo2=90)

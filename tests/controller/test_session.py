@@ -58,11 +58,18 @@ def test_whole_session_music_mode(room: Harness) -> None:
     # Entering discharge asks for a blood pressure.
     finish_scheduled_nibp(room)
     room.run(5)
+    room.ready_to_leave()
     result = room.ok("discharge")
     assert result == {"phase": "ended"}
     tail = room.types()[-4:]
     assert tail[:3] == ["discharged", "phase_changed", "session_ended"]
-    assert room.events("session_ended")[-1] == {"reason": "discharged", "by": "dr-lee"}
+    assert room.events("session_ended")[-1] == {
+        "reason": "discharged",
+        "by": "dr-lee",
+        "discharged": True,
+        "from_phase": "discharge",
+        "open_alarms": [],
+    }
 
     # The journal is contiguous and every event reached the link, in order.
     seqs = [e.seq for e in room.journal.events_since(1, 100_000)]
@@ -160,8 +167,18 @@ def test_start_infusion_needs_iv_line(room: Harness) -> None:
     assert room.room.session.state.infusion_running
 
 
-def test_manual_vitals_satisfy_the_gate_without_an_oximeter(tmp_path) -> None:
+def test_without_an_oximeter_a_session_needs_manual_monitoring(tmp_path) -> None:
     h = Harness(tmp_path, devices={"oximeter": "absent", "nibp": "absent"})
+    h.plan()
+    reply = h.cmd("start_session")
+    assert reply.error is not None and reply.error.code == "invalid_state"
+    assert 'monitoring = "manual"' in reply.error.message
+    assert h.room.phase == "idle" and "session_started" not in h.types()
+
+
+def test_manual_vitals_satisfy_the_gate_without_an_oximeter(tmp_path) -> None:
+    config = make_config(room={"id": "room-1", "monitoring": "manual"})
+    h = Harness(tmp_path, config, devices={"oximeter": "absent", "nibp": "absent"})
     h.plan()
     h.ok("start_session")
     for _ in range(3):
@@ -181,6 +198,8 @@ def test_discharge_gate(room: Harness) -> None:
     room.to_infusion_running()
     room.run(INFUSION_S)
     finish_scheduled_nibp(room)
+    room.audio.finish()  # the playlist ends
+    room.drain()
     room.ok("advance")
     room.ok("advance")
     room.ok("advance")
@@ -231,7 +250,17 @@ def test_advance_out_of_infusion_needs_it_finished(room: Harness) -> None:
     assert reply.error is not None and "infusion is running" in reply.error.message
     room.ok("stop_infusion", reason="patient asked to stop")
     assert room.events("infusion_stopped")[-1]["reason"] == "patient asked to stop"
-    assert room.ok("advance") == {"phase": "debrief"}
+    # The playlist still plays: leaving the infusion cuts it short only with a reason.
+    reply = room.cmd("advance")
+    assert reply.error is not None and reply.error.code == "invalid_state"
+    assert "playlist is still playing" in reply.error.message
+    assert room.room.phase == "infusion" and room.room.music.playing
+    for blank in (" ", "\u200b", "."):
+        reply = room.cmd("advance", reason=blank)
+        assert reply.error is not None and reply.error.code == "invalid_payload", blank
+    assert room.ok("advance", reason="patient wants quiet") == {"phase": "debrief"}
+    stopped = room.events("music_stopped")[-1]
+    assert stopped == {"reason": "phase_changed", "by": "dr-lee", "note": "patient wants quiet"}
 
 
 def test_emergency(room: Harness) -> None:
@@ -249,7 +278,17 @@ def test_emergency(room: Harness) -> None:
     room.ok("advance")
     assert room.lighting.calls[-1][0] == "emergency", "phase scenes must not dim an emergency"
     room.ok("end_session", reason="transferred to ED")
-    assert room.events("session_ended")[-1] == {"reason": "transferred to ED", "by": "dr-lee"}
+    ended = room.events("session_ended")[-1]
+    # Ended from the debrief without discharge, the emergency never acknowledged: both on record.
+    assert {k: v for k, v in ended.items() if k != "open_alarms"} == {
+        "reason": "transferred to ED",
+        "by": "dr-lee",
+        "discharged": False,
+        "from_phase": "debrief",
+    }
+    assert [(a["code"], a["priority"], a["state"]) for a in ended["open_alarms"]] == [
+        ("emergency", "high", "active")
+    ]
 
 
 def test_end_session_from_check_in(room: Harness) -> None:

@@ -71,6 +71,8 @@ def test_whole_session_over_mqtt(make_room, broker: Broker) -> None:
         15,
         "the discharge blood pressure",
     )
+    for item in ("psych_ready", "reminders_given"):
+        probe.ok("confirm", item=item)
     assert probe.ok("discharge") == {"phase": "ended"}
     ended = probe.wait_event("session_ended")
     assert ended["data"]["reason"] == "discharged"

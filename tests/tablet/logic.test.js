@@ -55,7 +55,11 @@ test("in infusion the next step is the IV line, then the running timer", () => {
   const running = L.nextStep({ phase: "infusion", infusion: { running: true, started_at: "x" } }, null, {});
   assert.equal(running.items.length, 0);
   assert.match(running.note, /running/);
-  assert.equal(L.nextStep({ phase: "discharge", gates: { discharge_vitals: false } }, null, {}).items[0].key, "discharge_vitals");
+  const items = L.nextStep({ phase: "discharge", gates: { discharge_vitals: false } }, null, {}).items;
+  assert.deepEqual(items.map((i) => i.key), ["psych_ready", "reminders_given", "discharge_vitals"]);
+  assert.ok(items.every((i) => !i.met));
+  const ready = L.nextStep({ phase: "discharge", gates: { discharge_vitals: true } }, null, { psych_ready: "dr-lee", reminders_given: "dr-lee" }).items;
+  assert.ok(ready.every((i) => i.met));
 });
 
 test("an error reply reads as code, message and unmet details", () => {
@@ -115,7 +119,7 @@ test("verbs are allowed per phase like the room's table", () => {
 test("reasons of another gate are not taken for the gate that matters now", () => {
   const safety = L.gateInfo({ gate: "safety", unmet: { nibp: "no blood pressure recorded" } });
   const step = L.nextStep({ phase: "discharge", gates: { discharge_vitals: false } }, safety, {});
-  assert.equal(step.items[0].detail, "recent NIBP, valid SpO2 and HR needed");
+  assert.equal(step.items.find((i) => i.key === "discharge_vitals").detail, "recent NIBP, live SpO2 and HR needed");
   const discharge = L.gateInfo({ gate: "discharge", unmet: { hr: "heart rate 130 outside 45-120" } });
-  assert.equal(L.nextStep({ phase: "discharge", gates: {} }, discharge, {}).items[0].detail, "hr: heart rate 130 outside 45-120");
+  assert.equal(L.nextStep({ phase: "discharge", gates: {} }, discharge, {}).items.find((i) => i.key === "discharge_vitals").detail, "hr: heart rate 130 outside 45-120");
 });

@@ -77,6 +77,7 @@ def run_music_session(h: Harness) -> None:
     h.ok("advance")  # discharge: a blood pressure is requested on entry
     finish_nibp(h, 120, 78, 70)
     h.run(60)
+    h.ready_to_leave()
     h.ok("discharge")
 
 

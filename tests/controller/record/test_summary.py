@@ -101,7 +101,12 @@ def test_override_music_and_confirmations(session: dict[str, Any]) -> None:
     assert "iv_line" in override["unmet"]
     gates = {g["gate"]: g["met"] for g in rec["gates"]}
     assert gates == {"safety": True, "infusion_start": False, "discharge": True}
-    assert [c["item"] for c in rec["confirmations"]] == ["readiness", "consent"]
+    assert [c["item"] for c in rec["confirmations"]] == [
+        "readiness",
+        "consent",
+        "psych_ready",
+        "reminders_given",
+    ]
     music = rec["music"]
     assert [t["track"] for t in music["tracks"]] == ["a.ogg", "b.ogg", "c.ogg"]
     assert [t["played_s"] for t in music["tracks"]] == [300.0] * 3
