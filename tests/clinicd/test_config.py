@@ -1,0 +1,75 @@
+"""clinicd.toml: defaults, every bad key reported with its file, exit 2 from the command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller.errors import ConfigError
+from mqtt_bridge.clinicd.config import load_config, parse_config
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "clinicd.example.toml"
+
+
+def test_defaults_and_the_example_file() -> None:
+    config = parse_config({})
+    assert config.mqtt.topic_prefix == "clinic" and config.mqtt.session_expiry_s == 86400
+    assert (config.course.sessions, config.course.min_gap_hours) == (6, 48)
+    assert config.course.max_gap_days == 10 and config.hl7 is None
+    assert config.db_path("/var/lib/clinicd") == Path("/var/lib/clinicd/archive.sqlite")
+    assert load_config(EXAMPLE) == config
+    assert parse_config({"archive": {"db": "/x/a.db"}}).db_path("/d") == Path("/x/a.db")
+
+
+def test_every_bad_key_is_named() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(
+            {
+                "mqtt": {"hots": "x", "port": 0},
+                "course": {"sessions": "six", "min_gap_hour": 1},
+                "hl7": {"host": "ehr"},
+                "extra": {},
+            },
+            "c.toml",
+        )
+    problems = err.value.problems
+    assert len(problems) == 6, problems
+    assert "mqtt.hots: unknown key (did you mean 'host'?)" in problems
+    assert "course.min_gap_hour: unknown key (did you mean 'min_gap_hours'?)" in problems
+    assert "hl7.port: required key is missing" in problems
+    assert any(p.startswith("mqtt.port:") for p in problems)
+    assert any(p.startswith("course.sessions:") for p in problems)
+    assert "extra: unknown key" in problems
+    assert all(line.startswith("c.toml: ") for line in str(err.value).splitlines())
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(None, "file not found"), (b"[mqtt\n", "not valid TOML"), (b"\xff\xfe", "not UTF-8")],
+)
+def test_unreadable_files(tmp_path: Path, content: bytes | None, problem: str) -> None:
+    path = tmp_path / "clinicd.toml"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=problem):
+        load_config(path)
+
+
+def test_command_exits_2_naming_file_and_keys(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[mqtt]\nprot = 1883\n[course]\nmax_gap_days = -1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mqtt_bridge.clinicd", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"{bad}: mqtt.prot: unknown key (did you mean 'port'?)",
+        f"{bad}: course.max_gap_days: Input should be greater than 0 (got -1)",
+    ]
