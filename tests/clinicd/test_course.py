@@ -51,7 +51,11 @@ def test_a_session_without_v2_events_or_notes() -> None:
 
 
 def test_chosen_follows_every_amendment_and_spo2_min_prefers_the_lowest() -> None:
-    events = [*session_events("s1", 1)[:1], event(2, "plan_amended", changes={"music_mode": "no_music"}), event(3, "plan_amended", changes={"music_mode": "music", "playlist": ["c.ogg"]})]
+    events = [
+        *session_events("s1", 1)[:1],
+        event(2, "plan_amended", changes={"music_mode": "no_music"}),
+        event(3, "plan_amended", changes={"music_mode": "music", "playlist": ["c.ogg"]}),
+    ]
     assert chosen(events) == {"music_mode": "music", "playlist": ["c.ogg"], "guidance": "none"}
     assert spo2_min(events) is None
     report = event(4, "report_ready", path="/x", summary={"spo2_min": 91})
