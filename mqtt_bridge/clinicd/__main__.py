@@ -112,10 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     notifier.notify("READY=1")
     log.info("archive ready: %s", db)
-    while not stopping.wait(1.0):
+    while not stopping.wait(1.0) and archive.failure is None:
         pass
     notifier.notify("STOPPING=1")
     archive.stop()
+    if archive.failure is not None:
+        return 1
     log.info("archive stopped")
     return 0
 

@@ -1,7 +1,9 @@
 """The room's own session record and HL7 builder, seen from the archive.
 
 The one place the archive reaches into ``controller``'s record code: the session summary
-(``summarize``) and the ORU^R01 builder. When those move, only the import below changes.
+(``summarize``) and the ORU^R01 builder. When they move to ``controller/record/``, the import
+becomes ``from controller.record import hl7, summary as report`` and ``oru_message`` passes
+``hl7.Sender(room_id=room_id)`` where it passes ``room_id`` now.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import json
 import logging
 import queue
 import re
+import sqlite3
 import ssl
 import threading
 from collections.abc import Callable
@@ -108,6 +109,7 @@ class ClinicArchive:
         self._inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._work, name="clinicd-worker", daemon=True)
         self._ready = threading.Event()
+        self.failure: BaseException | None = None
         self.sender = Hl7Sender(config.hl7, db_path, now=now) if config.hl7 else None
         self._alive: Callable[[], None] = lambda: None
         m = config.mqtt
@@ -134,8 +136,8 @@ class ClinicArchive:
         if alive is not None:
             self._alive = alive
         self._worker.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the archive's store did not open")
+        if not self._ready.wait(30) or self.failure is not None:
+            raise RuntimeError(f"cannot open the archive {self.db_path}: {self.failure}")
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.config.mqtt.session_expiry_s
         self._client.connect_async(
@@ -208,7 +210,12 @@ class ClinicArchive:
         )
 
     def _work(self) -> None:
-        store = Store(self.db_path)
+        try:
+            store = Store(self.db_path)
+        except (sqlite3.Error, OSError) as exc:
+            self.failure = exc
+            self._ready.set()
+            return
         archive = Archive(store, self.config.course)
         a = self.config.archive
         ingest = Ingest(
@@ -221,22 +228,28 @@ class ClinicArchive:
         )
         self._ready.set()
         try:
-            while True:
-                try:
-                    msg = self._inbox.get(timeout=TICK_S)
-                except queue.Empty:
-                    msg = None
-                if msg is not None and msg.kind == "stop":
-                    return
-                now = self._now()
-                if msg is not None:
-                    self._dispatch(msg, ingest, archive, now)
-                ingest.tick(now)
-                if self.sender is not None:
-                    self.sender.enqueue_ended(store)
-                self._alive()
+            self._loop(store, archive, ingest)
+        except Exception as exc:  # e.g. the disk is full: stop, and let systemd restart us
+            log.critical("the archive's worker failed: %s", exc, exc_info=True)
+            self.failure = exc
         finally:
             store.close()
+
+    def _loop(self, store: Store, archive: Archive, ingest: Ingest) -> None:
+        while True:
+            try:
+                msg = self._inbox.get(timeout=TICK_S)
+            except queue.Empty:
+                msg = None
+            if msg is not None and msg.kind == "stop":
+                return
+            now = self._now()
+            if msg is not None:
+                self._dispatch(msg, ingest, archive, now)
+            ingest.tick(now)
+            if self.sender is not None:
+                self.sender.enqueue_ended(store)
+            self._alive()
 
     def _dispatch(self, msg: Inbound, ingest: Ingest, archive: Archive, now: datetime) -> None:
         if msg.kind == "command":

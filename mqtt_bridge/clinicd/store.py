@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     patient_ref TEXT,
     started_at TEXT,
     ended_at TEXT,
-    -- NULL: to fetch; fetched; unsupported (the room has no notes verb yet)
+    noted INTEGER NOT NULL DEFAULT 0,  -- a note_recorded was seen
+    -- NULL: to fetch (once ended or noted); fetched; unsupported (no notes verb); error
     notes_state TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_patient ON sessions (patient_ref, started_at);
@@ -166,7 +167,8 @@ class Store:
             )
         elif e.type == "note_recorded":
             db.execute(
-                "UPDATE sessions SET notes_state = NULL WHERE session_id = ?", (e.session_id,)
+                "UPDATE sessions SET noted = 1, notes_state = NULL WHERE session_id = ?",
+                (e.session_id,),
             )
 
     @staticmethod
@@ -194,18 +196,21 @@ class Store:
             )
             self._advance(db, room_id)
 
+    # max(seq) per room is a lookup in the primary key, not a scan of the events.
+    _ROOM_ROW = (
+        "SELECT room_id, coalesce((SELECT max(seq) FROM events e WHERE e.room_id = r.room_id), "
+        "0), complete_through, last_event_at FROM rooms r"
+    )
+
     def rooms(self) -> list[RoomRow]:
         """Every room seen, by id."""
-        rows = self._db.execute(
-            "SELECT r.room_id, coalesce(max(e.seq), 0), r.complete_through, r.last_event_at "
-            "FROM rooms r LEFT JOIN events e ON e.room_id = r.room_id "
-            "GROUP BY r.room_id ORDER BY r.room_id"
-        ).fetchall()
+        rows = self._db.execute(self._ROOM_ROW + " ORDER BY room_id").fetchall()
         return [RoomRow(*row) for row in rows]
 
     def room(self, room_id: str) -> RoomRow | None:
         """One room, or None if never seen."""
-        return next((r for r in self.rooms() if r.room_id == room_id), None)
+        row = self._db.execute(self._ROOM_ROW + " WHERE room_id = ?", (room_id,)).fetchone()
+        return None if row is None else RoomRow(*row)
 
     def events_of(self, room_id: str) -> list[Event]:
         """Every stored event of a room, by seq."""
@@ -245,8 +250,7 @@ class Store:
         """(room, session) pairs whose notes are to be fetched (ended or noted, not fetched)."""
         sql = (
             "SELECT room_id, session_id FROM sessions WHERE notes_state IS NULL "
-            "AND (ended_at IS NOT NULL OR session_id IN "
-            "(SELECT session_id FROM events WHERE type = 'note_recorded'))"
+            "AND (ended_at IS NOT NULL OR noted)"
         )
         args: tuple[str, ...] = ()
         if room_id is not None:

@@ -73,3 +73,16 @@ def test_command_exits_2_naming_file_and_keys(tmp_path: Path) -> None:
         f"{bad}: mqtt.prot: unknown key (did you mean 'port'?)",
         f"{bad}: course.max_gap_days: Input should be greater than 0 (got -1)",
     ]
+
+
+def test_an_archive_that_cannot_be_opened_exits_1(tmp_path: Path) -> None:
+    config = tmp_path / "clinicd.toml"
+    config.write_text(f'[archive]\ndb = "{tmp_path}"\n')  # a directory, not a database
+    result = subprocess.run(
+        [sys.executable, "-m", "mqtt_bridge.clinicd", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"clinicd: cannot open the archive {tmp_path}" in result.stderr
