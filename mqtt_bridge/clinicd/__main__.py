@@ -39,6 +39,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def config_failed(exc: ConfigError) -> int:
+    """Say every bad key on stderr, naming the file; the exit code 2."""
+    for problem in exc.problems:
+        print(f"{exc.path}: {problem}", file=sys.stderr)
+    return 2
+
+
 def report_main(argv: list[str]) -> int:
     """Write a patient's course report; its HTML path on stdout. 1: no such patient."""
     p = argparse.ArgumentParser(prog="clinicd report", description="Write a course report.")
@@ -52,9 +59,7 @@ def report_main(argv: list[str]) -> int:
         config = load_config(args.config)
         tz = ZoneInfo(args.tz) if args.tz else None
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.path}: {problem}", file=sys.stderr)
-        return 2
+        return config_failed(exc)
     except (ZoneInfoNotFoundError, ValueError):
         print(f"--tz: unknown time zone {args.tz!r}", file=sys.stderr)
         return 2
@@ -88,18 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.path}: {problem}", file=sys.stderr)
-        return 2
+        return config_failed(exc)
     db = config.db_path(args.data_dir)
     notifier = Notifier()
     try:
         archive = ClinicArchive(config, db)
         archive.start(alive=notifier.alive)
     except ConfigError as exc:  # e.g. a password file others can read
-        for problem in exc.problems:
-            print(f"{exc.path}: {problem}", file=sys.stderr)
-        return 2
+        return config_failed(exc)
     except (OSError, RuntimeError) as exc:
         print(f"clinicd: {exc}", file=sys.stderr)
         return 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -12,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from controller.models import Event, iso_utc
+from tests.support.daemon import RoomProcess
 from tests.support.probe import Probe
 
 ARCHIVE_ROOT = "clinic/archive"
 
 
-class ArchiveProcess:
-    """``python -m mqtt_bridge.clinicd`` with its own config and data directory."""
+class ArchiveProcess(RoomProcess):
+    """``python -m mqtt_bridge.clinicd`` with its own config and data directory (stopped,
+    killed and read like a room's process)."""
 
     def __init__(self, workdir: Path, port: int, extra_toml: str = "") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -52,28 +53,6 @@ class ArchiveProcess:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-
-    def kill9(self) -> None:
-        """Crash it."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def terminate(self, timeout: float = 15.0) -> int:
-        """A clean stop; its exit code."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        """Make sure it is gone."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def logtext(self) -> str:
-        """What it logged."""
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 class ArchiveClient(Probe):

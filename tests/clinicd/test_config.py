@@ -14,6 +14,16 @@ from mqtt_bridge.clinicd.config import load_config, parse_config
 EXAMPLE = Path(__file__).resolve().parents[2] / "clinicd.example.toml"
 
 
+def clinicd(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command; what it printed and its exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "mqtt_bridge.clinicd", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_defaults_and_the_example_file() -> None:
     config = parse_config({})
     assert config.mqtt.topic_prefix == "clinic" and config.mqtt.session_expiry_s == 86400
@@ -61,12 +71,7 @@ def test_unreadable_files(tmp_path: Path, content: bytes | None, problem: str) -
 def test_command_exits_2_naming_file_and_keys(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[mqtt]\nprot = 1883\n[course]\nmax_gap_days = -1\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "mqtt_bridge.clinicd", "--config", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = clinicd("--config", str(bad))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == [
@@ -78,11 +83,6 @@ def test_command_exits_2_naming_file_and_keys(tmp_path: Path) -> None:
 def test_an_archive_that_cannot_be_opened_exits_1(tmp_path: Path) -> None:
     config = tmp_path / "clinicd.toml"
     config.write_text(f'[archive]\ndb = "{tmp_path}"\n')  # a directory, not a database
-    result = subprocess.run(
-        [sys.executable, "-m", "mqtt_bridge.clinicd", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = clinicd("--config", str(config))
     assert result.returncode == 1
     assert f"clinicd: cannot open the archive {tmp_path}" in result.stderr
