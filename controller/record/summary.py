@@ -204,8 +204,9 @@ def _each(
 
 def _phases(events: Sequence[Event], clock: _Clock) -> list[dict[str, Any]]:
     changes = [e for e in events if e.type == "phase_changed"]
-    out = []
-    for here, after in zip(changes, [*changes[1:], None], strict=True):
+    out: list[dict[str, Any]] = []
+    # Each phase runs until the next change; the last one (no next) is still running.
+    for here, after in zip(changes, [*changes[1:], None][: len(changes)], strict=True):
         if here.data["to"] == "ended":
             continue
         start = {"start": iso_utc(here.ts), "start_s": clock.t(here.ts)}

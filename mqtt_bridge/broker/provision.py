@@ -5,6 +5,7 @@ Usage (as root on the broker host; ``--broker-dir`` defaults to /etc/mosquitto/r
     python3 -m mqtt_bridge.broker.provision room room-3
     python3 -m mqtt_bridge.broker.provision clinician dr-tremblay
     python3 -m mqtt_bridge.broker.provision observer nurses-dashboard
+    python3 -m mqtt_bridge.broker.provision archive clinicd
     python3 -m mqtt_bridge.broker.provision revoke dr-tremblay
     python3 -m mqtt_bridge.broker.provision list
 
@@ -52,12 +53,13 @@ PASSWD_NAME = "passwd"
 ACL_NAME = "roomd.acl"
 CREDENTIALS_DIR = "credentials"
 LOCK_NAME = ".provision.lock"
-ROLES = ("room", "clinician", "observer")
+ROLES = ("room", "clinician", "observer", "archive")
 
 ROOM_NAME = re.compile(r"^[a-z0-9-]{1,32}$")
 """The contract's ``room.id``: the room's broker username is its room id."""
 PERSON_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-"""Clinicians and observers: no ``:`` (password file), no space (ACL), no MQTT wildcard."""
+"""Clinicians, observers and the archive: no ``:`` (password file), no space (ACL), no MQTT
+wildcard."""
 PREFIX = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 """The same rule as ``[mqtt] topic_prefix`` in roomd.toml."""
 
@@ -67,6 +69,11 @@ leaves room for MQTT 5 response topics under ``<root>/replies/…``: a room may 
 else, so a response topic outside its root is refused by the broker."""
 ROOM_INPUTS = ("plan", "cmd/#")
 """What a room subscribes to under its own root."""
+OBSERVED = (*(leaf for leaf in ROOM_OUTPUTS if leaf != "replies/#"), "replies")
+"""What an observer reads of a room: its outputs but not the MQTT 5 response topics under
+``replies/``, where a room sends a requester the text of its notes (contract v2)."""
+ARCHIVE_VERBS = ("events", "notes")
+"""The rooms' read-only verbs the archive may send."""
 
 PBKDF2_ITERATIONS = 101
 """The iteration count of ``mosquitto_passwd`` 2.0. The passwords are 256-bit random, so key
@@ -116,10 +123,27 @@ def role_rules(role: str, name: str, prefix: str = DEFAULT_PREFIX) -> list[tuple
             ("read", f"{root}/{leaf}") for leaf in ROOM_INPUTS
         ]
     outputs = [("read", f"{rooms}/+/{leaf}") for leaf in ROOM_OUTPUTS]
+    archive = f"{prefix}/archive"
     if role == "clinician":
-        return [("write", f"{rooms}/+/cmd/#"), ("write", f"{rooms}/+/plan"), *outputs]
+        return [
+            ("write", f"{rooms}/+/cmd/#"),
+            ("write", f"{rooms}/+/plan"),
+            ("write", f"{archive}/cmd/#"),
+            *outputs,
+            ("read", f"{archive}/status"),
+            ("read", f"{archive}/replies/#"),
+        ]
     if role == "observer":
-        return outputs
+        return [("read", f"{rooms}/+/{leaf}") for leaf in OBSERVED] + [
+            ("read", f"{archive}/status")
+        ]
+    if role == "archive":
+        return [
+            ("write", f"{archive}/#"),
+            *[("write", f"{rooms}/+/cmd/{verb}") for verb in ARCHIVE_VERBS],
+            *outputs,
+            ("read", f"{archive}/cmd/#"),
+        ]
     raise ProvisionError(f"unknown role {role!r}")
 
 
@@ -138,9 +162,13 @@ def render_acl(prefix: str, users: dict[str, str], site: str = "") -> str:
         "# Roles (a room's username is its room id; <root> = <prefix>/rooms/<room id>):",
         "#   room       write <root>/{status,state,events,vitals,vitals/nibp,alarms,replies/#}",
         "#              read  <root>/plan, <root>/cmd/#  (never another room, never sim/)",
-        "#   clinician  write <prefix>/rooms/+/cmd/#, <prefix>/rooms/+/plan",
-        "#              read  every room's outputs",
-        "#   observer   read  every room's outputs",
+        "#   clinician  write <prefix>/rooms/+/cmd/#, <prefix>/rooms/+/plan,",
+        "#                    <prefix>/archive/cmd/#",
+        "#              read  every room's outputs, <prefix>/archive/{status,replies/#}",
+        "#   observer   read  every room's outputs but replies/… (a room's notes go there),",
+        "#                    <prefix>/archive/status",
+        "#   archive    write <prefix>/archive/#, <prefix>/rooms/+/cmd/{events,notes}",
+        "#              read  every room's outputs, <prefix>/archive/cmd/#",
         f"{PREFIX_MARK} {prefix}",
     ]
     for name in sorted(users):
@@ -427,11 +455,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out.role} {out.name}: unchanged (use --rotate for a new password)")
     else:
         where = out.credential_file
-        hand_over = (
-            "copy it to the room's /etc/roomd/mqtt.pass (mode 0600, owner roomd), then delete it"
-            if out.role == "room"
-            else "hand it over, then delete it"
-        )
+        hand_over = {
+            "room": "copy it to the room's /etc/roomd/mqtt.pass (mode 0600, owner roomd), "
+            "then delete it",
+            "archive": "copy it to /etc/clinicd/mqtt.pass (mode 0600, owner clinicd), "
+            "then delete it",
+        }.get(out.role, "hand it over, then delete it")
         print(f"{out.role} {out.name}: {out.action}; password in {where} ({hand_over})")
         if ns.show and out.password is not None:
             print(out.password)

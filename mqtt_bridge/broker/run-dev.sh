@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: a development Mosquitto on loopback and the simulated room against it.
+# `make run`: a development Mosquitto on loopback, the simulated room and the clinic archive
+# (clinicd) against it.
 # Environment: PORT (first port to try, default 1883), ROOM (default room-dev),
 # DATA (journal folder, default .run), TIME_SCALE (default 1).
 set -euo pipefail
@@ -31,11 +32,20 @@ site = "dev"
 host = "127.0.0.1"
 port = $port
 TOML
+cat > "$data/clinicd.toml" <<TOML
+[mqtt]
+host = "127.0.0.1"
+port = $port
+TOML
 
 mosquitto -c "$data/mosquitto.conf" &
 broker=$!
-trap 'kill $broker 2>/dev/null || true' EXIT
+archive=""
+trap 'kill $archive $broker 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do port_busy "$port" && break; sleep 0.1; done
+"$top/.venv/bin/clinicd" --config "$data/clinicd.toml" --data-dir "$data/archive" \
+  2>>"$data/clinicd.log" &
+archive=$!
 
 cat <<MSG
 ------------------------------------------------------------------------------------------
@@ -47,7 +57,10 @@ cat <<MSG
    $top/.venv/bin/roomctl --room $room start_session
    $top/.venv/bin/roomctl --room $room advance        # … and so on: see README.md
  The tablet page: http://127.0.0.1:$wsport/ (any user name and password on this dev broker).
- Ctrl-C stops the room and the broker.
+ The clinic archive (clinicd) runs beside them (log: $data/clinicd.log); ask it with
+   mosquitto_rr -p $port -t clinic/archive/cmd/rooms -e clinic/archive/replies -m '{"request_id":"r1","by":"dr-you"}'
+   $top/.venv/bin/clinicd report P-7F3A --config $data/clinicd.toml --data-dir $data/archive
+ Ctrl-C stops the room, the archive and the broker.
 ------------------------------------------------------------------------------------------
 MSG
 "$top/.venv/bin/roomd" --simulate --time-scale "$scale" --config "$data/roomd.toml" --data-dir "$data"

@@ -4,6 +4,7 @@
 (function () {
   "use strict";
   const L = window.RoomLogic;
+  const C = window.CourseContext;
   const $ = (id) => document.getElementById(id);
   const SCENES = ["idle", "check_in", "integration", "intentions", "pre_infusion", "infusion",
     "debrief", "preparation", "discharge", "ended", "emergency"];
@@ -16,6 +17,7 @@
     client: null, by: "", prefix: "clinic", connected: false, everConnected: false,
     lostAt: null, rooms: new Map(), current: null, pending: new Map(), audio: null,
     lastSound: {}, debug: { sounds: [], catchups: [] },
+    courses: new Map(), // patient_ref -> {course, at, note, rid} from the archive (clinicd)
   };
   window.tablet = app; // for the browser tests and for a curious technician
 
@@ -126,6 +128,7 @@
     $("connect").disabled = false;
     const topics = {};
     for (const leaf of LEAVES) topics[app.prefix + "/rooms/+/" + leaf] = { qos: 1 };
+    topics[app.prefix + "/archive/replies"] = { qos: 1 };
     app.client.subscribe(topics, (err) => {
       if (err) app.lastError = "subscribe failed: " + err.message;
       // Catch up every room we already know; rooms seen for the first time catch up on arrival.
@@ -158,6 +161,7 @@
   // --- messages -----------------------------------------------------------------------
 
   function onMessage(topic, payload, packet) {
+    if (topic === app.prefix + "/archive/replies") { onCourse(new TextDecoder().decode(payload)); return; }
     const head = app.prefix + "/rooms/";
     if (topic.indexOf(head) !== 0) return;
     const rest = topic.slice(head.length);
@@ -325,6 +329,53 @@
     if (entry.quiet && !reply.ok) room(entry.room).catchNote = "Fetching missed events failed: " + L.errorText(reply.error);
     if (late) { render(); return; }
     finish(entry, reply);
+  }
+
+  // --- the rolling context: the patient's course from the archive (clinicd) ----------------
+
+  /** Ask the archive for the patient's course, unless it is fresh or already asked for. */
+  function wantCourse(ref) {
+    const known = app.courses.get(ref);
+    if (!app.connected || (known && (known.rid || Date.now() - known.at < C.REFRESH_MS))) return;
+    const rid = newId();
+    app.courses.set(ref, Object.assign({}, known || { course: null, note: "Asking the archive…" }, { rid, at: Date.now() }));
+    const body = JSON.stringify({ request_id: rid, by: app.by, patient_ref: ref });
+    app.client.publish(app.prefix + "/archive/cmd/course", body, { qos: 1, properties: { messageExpiryInterval: 30 } });
+    setTimeout(() => {
+      const c = app.courses.get(ref);
+      if (c && c.rid === rid) { c.rid = null; c.note = "The archive did not answer (is clinicd running?)."; render(); }
+    }, L.REPLY_TIMEOUT_MS);
+  }
+
+  function onCourse(text) {
+    let reply;
+    try { reply = JSON.parse(text); } catch (e) { return; }
+    for (const [ref, c] of app.courses) {
+      if (!reply || c.rid !== reply.request_id) continue;
+      c.rid = null;
+      c.at = Date.now();
+      if (reply.ok) { c.course = reply.result; c.note = "From the clinic archive, " + new Date().toLocaleTimeString([], { hour12: false }) + "."; }
+      else { c.course = null; c.note = reply.error && /no session of this patient/.test(reply.error.message) ? "The archive knows no earlier session of " + ref + "." : "The archive refused: " + L.errorText(reply.error); }
+      render();
+    }
+  }
+
+  function drawContext(s) {
+    const card = $("context-card");
+    const show = C.wanted(s);
+    card.hidden = !show;
+    if (!show) return;
+    wantCourse(s.patient_ref);
+    const c = app.courses.get(s.patient_ref) || { course: null, note: "" };
+    const view = C.contextView(c.course, s);
+    setText("c-title", view ? view.title : "Previous session");
+    const rows = view ? view.rows.map((r) => "<dt>" + esc(r[0]) + "</dt><dd>" + esc(r[1]) + "</dd>").join("") : "";
+    if ($("c-rows").innerHTML !== rows) $("c-rows").innerHTML = rows;
+    const lines = view ? view.glance.lines.map((l) => '<li class="' + (l.current ? "current" : "") + '">' + esc(l.text) + "</li>").join("") : "";
+    if ($("c-glance").innerHTML !== lines) $("c-glance").innerHTML = lines;
+    const flags = view ? view.glance.flags.map((f) => '<li class="' + (f.current ? "current" : "") + '" data-code="' + esc(f.code) + '"><span class="code">' + esc(f.code) + "</span> " + esc(f.text) + "</li>").join("") : "";
+    if ($("c-flags").innerHTML !== flags) $("c-flags").innerHTML = flags;
+    setText("c-note", c.note || "");
   }
 
   /** Fetch what this tablet missed with the `events` command, paging until last_seq. */
@@ -644,6 +695,7 @@
       (g.met ? "met" : "not met — " + g.unmet.map((u) => u.key + (u.text ? ": " + u.text : "")).join("; ")) +
       (g.override ? " — overridden by " + g.override.by + ": " + g.override.reason : "") : "");
     setText("r-next-note", step.note + (r.catchNote ? " " + r.catchNote : ""));
+    drawContext(s);
 
     // Buttons: greyed out when the phase cannot allow them or we are offline.
     const call = s.call ? s.call.state : "idle";

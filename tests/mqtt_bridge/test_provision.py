@@ -111,6 +111,7 @@ def test_revoke_removes_everything_and_is_idempotent(tmp_path: Path) -> None:
         ("clinician", "dr:smith"),
         ("clinician", "#"),
         ("observer", "-board"),
+        ("archive", "arch ive"),
         ("admin", "root"),
     ],
 )
@@ -120,7 +121,9 @@ def test_invalid_names_are_refused(tmp_path: Path, role: str, name: str) -> None
     assert not (tmp_path / "passwd").exists()
 
 
-@pytest.mark.parametrize(("role", "name"), [("room", "r" * 32), ("clinician", "dr.j-smith_2")])
+@pytest.mark.parametrize(
+    ("role", "name"), [("room", "r" * 32), ("clinician", "dr.j-smith_2"), ("archive", "clinicd")]
+)
 def test_valid_names(tmp_path: Path, role: str, name: str) -> None:
     assert pv.provision(tmp_path, role, name).action == "created"
 
@@ -142,13 +145,40 @@ def test_acl_blocks_follow_the_contract(tmp_path: Path) -> None:
     assert "topic write clinic/rooms/+/plan" in doc
     assert "topic read clinic/rooms/+/events" in doc
     assert "read clinic/rooms/+/cmd" not in doc
+    assert "topic write clinic/archive/cmd/#" in doc
+    assert "topic read clinic/archive/replies/#" in doc
+    assert "topic read clinic/rooms/+/replies/#" in doc
     board = blocks["user board"]
     assert "write" not in board.replace("# roomd-role", "")
     assert "topic read clinic/rooms/+/state" in board
+    # an observer reads the rooms' replies but not the response topics under them, where a
+    # room sends the text of its notes (contract v2), nor the archive's replies
+    assert "topic read clinic/rooms/+/replies\n" in board + "\n"
+    assert "replies/#" not in board and "archive/replies" not in board
+    assert "topic read clinic/archive/status" in board
     # no line for anonymous clients, no pattern that would reach every user
     body = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
     assert body[0].startswith("user ")
     assert not [ln for ln in body if ln.startswith("pattern")]
+
+
+def test_archive_reads_the_rooms_and_sends_only_their_read_only_verbs(tmp_path: Path) -> None:
+    out = pv.provision(tmp_path, "archive", "clinicd")
+    assert out.role == "archive" and out.credential_file is not None
+    rules = pv.role_rules("archive", "clinicd")
+    writes = sorted(t for a, t in rules if a == "write")
+    assert writes == [
+        "clinic/archive/#",
+        "clinic/rooms/+/cmd/events",
+        "clinic/rooms/+/cmd/notes",
+    ]
+    reads = {t for a, t in rules if a == "read"}
+    for leaf in pv.ROOM_OUTPUTS:
+        assert f"clinic/rooms/+/{leaf}" in reads
+    assert "clinic/archive/cmd/#" in reads
+    assert not [t for t in reads if "/cmd/" in t and "archive" not in t]
+    assert not [t for t in reads | set(writes) if "/plan" in t or "/sim" in t]
+    assert pv.list_users(tmp_path) == {"clinicd": "archive"}
 
 
 def test_prefix_is_recorded_and_used(tmp_path: Path) -> None:

@@ -129,3 +129,14 @@ def test_a_running_session_reports_what_is_known(tmp_path: Path) -> None:
 def test_no_events_is_nothing_to_report() -> None:
     with pytest.raises(ValueError):
         summarize([], [])
+
+
+def test_a_session_seen_before_any_phase_change_has_no_phases(tmp_path: Path) -> None:
+    # The clinic archive may summarise a session whose first events it has not fetched yet.
+    h = Harness(tmp_path)
+    h.plan()
+    h.ok("start_session")
+    started = [e for e in h.journal.events_since(1, 100) if e.session_id == "s-001"]
+    before_phases = [e for e in started if e.type != "phase_changed"][:2]
+    assert summarize(before_phases, [])["phases"] == []
+    h.close()

@@ -1,0 +1,1 @@
+"""``clinicd``: the clinic archive — every room's events, the course of each patient."""

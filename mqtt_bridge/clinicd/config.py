@@ -1,0 +1,111 @@
+"""``clinicd.toml``: the archive's configuration, validated as a whole like ``roomd.toml``."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints, ValidationError
+
+from controller.config import MqttSection, Section, _model_at
+from controller.errors import ConfigError
+
+DEFAULT_DB_NAME = "archive.sqlite"
+
+
+class ArchiveMqttSection(MqttSection):
+    """``[mqtt]`` as in ``roomd.toml``; the archive's broker session outlives a long outage."""
+
+    # A day: the broker keeps the archive's subscriptions and queued events while it is away
+    # (the gap fetch covers anything longer or anything the broker dropped).
+    session_expiry_s: int = Field(default=86400, ge=0, le=7 * 86400)
+    client_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "clinicd"
+
+
+class ArchiveSection(Section):
+    """``[archive]``: where the archive keeps its SQLite database, and how it fetches."""
+
+    db: str = ""  # "" → <data-dir>/archive.sqlite
+    request_timeout_s: float = Field(default=10, gt=0, le=300)
+    page_limit: int = Field(default=500, ge=1, le=1000)
+    resync_s: float = Field(default=60, gt=0, le=3600)
+
+
+class CourseSection(Section):
+    """``[course]``: the seed's schedule (six infusions, twice weekly then weekly)."""
+
+    sessions: int = Field(default=6, ge=1, le=50)
+    min_gap_hours: float = Field(default=48, ge=0, le=24 * 60)
+    max_gap_days: float = Field(default=10, gt=0, le=365)
+
+
+class Hl7Section(Section):
+    """``[hl7]``: the EHR's MLLP endpoint; absent → no HL7 is sent."""
+
+    host: str
+    port: int = Field(ge=1, le=65535)
+    sending_facility: str = ""
+    assigning_authority: str = ""
+    timeout_s: float = Field(default=10, gt=0, le=300)
+    retry_min_s: float = Field(default=5, gt=0, le=3600)
+    retry_max_s: float = Field(default=600, gt=0, le=86400)
+
+
+class ClinicdConfig(Section):
+    """The whole ``clinicd.toml``."""
+
+    mqtt: ArchiveMqttSection = Field(default_factory=ArchiveMqttSection)
+    archive: ArchiveSection = Field(default_factory=ArchiveSection)
+    course: CourseSection = Field(default_factory=CourseSection)
+    hl7: Hl7Section | None = None
+
+    def db_path(self, data_dir: str | Path) -> Path:
+        """The SQLite file: ``[archive] db``, else ``<data_dir>/archive.sqlite``."""
+        return Path(self.archive.db) if self.archive.db else Path(data_dir) / DEFAULT_DB_NAME
+
+
+UNREADABLE: dict[type[Exception], str] = {
+    FileNotFoundError: "file not found",
+    PermissionError: "permission denied",
+    IsADirectoryError: "is a directory, not a file",
+}
+
+
+def _problem(error: Any) -> str:
+    """One line for one pydantic error: the dotted key and what is wrong with it."""
+    loc: tuple[int | str, ...] = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        section = _model_at(ClinicdConfig, loc[:-1])
+        known = list(section.model_fields) if section is not None else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        return f"{key}: unknown key" + (f" (did you mean '{close[0]}'?)" if close else "")
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+
+
+def parse_config(data: dict[str, Any], path: str = "<config>") -> ClinicdConfig:
+    """Validate a parsed TOML document; raise ConfigError listing every bad key."""
+    try:
+        return ClinicdConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, [_problem(e) for e in exc.errors()]) from None
+
+
+def load_config(path: str | Path) -> ClinicdConfig:
+    """Read and validate ``clinicd.toml``; raise ConfigError listing every bad key."""
+    name = str(path)
+    try:
+        data = tomllib.loads(Path(path).read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            name, [UNREADABLE.get(type(exc), f"cannot be read: {exc.strerror}")]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(name, [f"not UTF-8 text (byte {exc.start})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, [f"not valid TOML: {exc}"]) from None
+    return parse_config(data, name)

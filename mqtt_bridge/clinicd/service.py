@@ -1,0 +1,285 @@
+"""The archive process: its MQTT client (paho 2.x, MQTT 5, persistent session) and the one
+worker thread that owns the store.
+
+paho's callbacks only put messages on the worker's inbox; the worker stores events, answers
+the archive's verbs and asks rooms for what is missing. The HL7 sender, when configured,
+runs on its own thread with its own connection to the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import sqlite3
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from controller.models import Event
+from mqtt_bridge.clinicd.config import ClinicdConfig
+from mqtt_bridge.clinicd.ingest import Ingest
+from mqtt_bridge.clinicd.sender import Hl7Sender
+from mqtt_bridge.clinicd.store import Store
+from mqtt_bridge.clinicd.verbs import Archive
+from mqtt_bridge.link import no_delay, read_password
+
+log = logging.getLogger("clinicd")
+
+ROOM_ID = re.compile(r"^[a-z0-9-]{1,32}$")
+TICK_S = 0.5
+
+
+class ArchiveTopics:
+    """The archive's topics, and how it reads the rooms' ones."""
+
+    def __init__(self, prefix: str, client_id: str) -> None:
+        self.prefix = prefix
+        self.rooms = f"{prefix}/rooms"
+        self.root = f"{prefix}/archive"
+        self.status = f"{self.root}/status"
+        self.replies = f"{self.root}/replies"
+        self.commands = f"{self.root}/cmd/+"
+        self.reply_leaf = f"replies/{client_id}"
+        self.subscriptions = [
+            f"{self.rooms}/+/events",
+            f"{self.rooms}/+/status",
+            f"{self.rooms}/+/{self.reply_leaf}",
+            self.commands,
+        ]
+
+    def room_cmd(self, room_id: str, verb: str) -> str:
+        """A room's command topic."""
+        return f"{self.rooms}/{room_id}/cmd/{verb}"
+
+    def room_replies(self, room_id: str) -> str:
+        """Where a room answers the archive (MQTT 5 response topic under its replies/)."""
+        return f"{self.rooms}/{room_id}/{self.reply_leaf}"
+
+    def classify(self, topic: str) -> tuple[str, str] | None:
+        """(kind, room id or verb) of a topic the archive subscribes to, else None."""
+        head = f"{self.root}/cmd/"
+        if topic.startswith(head):
+            return "command", topic[len(head) :]
+        if not topic.startswith(self.rooms + "/"):
+            return None
+        room_id, _, leaf = topic[len(self.rooms) + 1 :].partition("/")
+        if not ROOM_ID.fullmatch(room_id):
+            return None
+        kind = {"events": "event", "status": "status", self.reply_leaf: "reply"}.get(leaf)
+        return (kind, room_id) if kind else None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message for the worker."""
+
+    kind: str  # event | status | reply | command | connected | stop
+    name: str = ""  # the room id, or the verb
+    payload: bytes = b""
+    response_topic: str | None = None
+    correlation: bytes | None = None
+
+
+def utc_now() -> datetime:
+    """The wall clock, UTC."""
+    return datetime.now(UTC)
+
+
+class ClinicArchive:
+    """The running archive: connect, ingest, answer, until ``stop()``."""
+
+    def __init__(
+        self, config: ClinicdConfig, db_path: Path, *, now: Callable[[], datetime] = utc_now
+    ) -> None:
+        self.config = config
+        self.db_path = db_path
+        self.topics = ArchiveTopics(config.mqtt.topic_prefix, config.mqtt.client_id)
+        self._now = now
+        self._inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._work, name="clinicd-worker", daemon=True)
+        self._ready = threading.Event()
+        self.failure: BaseException | None = None
+        self.sender = Hl7Sender(config.hl7, db_path, now=now) if config.hl7 else None
+        self._alive: Callable[[], None] = lambda: None
+        m = config.mqtt
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=m.client_id, protocol=mqtt.MQTTv5
+        )
+        client.will_set(self.topics.status, b"offline", qos=1, retain=True)
+        if m.username:
+            password = read_password(m.password_file) if m.password_file else None
+            client.username_pw_set(m.username, password)
+        if m.tls_ca:
+            client.tls_set(ca_certs=m.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.on_connect = self._on_connect
+        client.on_disconnect = lambda c, u, f, reason, p: log.warning("disconnected: %s", reason)
+        client.on_message = self._on_message
+        client.on_socket_open = no_delay
+        self._client = client
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self, alive: Callable[[], None] | None = None) -> None:
+        """Open the store, connect with the persistent session, start the threads."""
+        if alive is not None:
+            self._alive = alive
+        self._worker.start()
+        if not self._ready.wait(30) or self.failure is not None:
+            raise RuntimeError(f"cannot open the archive {self.db_path}: {self.failure}")
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.config.mqtt.session_expiry_s
+        self._client.connect_async(
+            self.config.mqtt.host,
+            self.config.mqtt.port,
+            keepalive=self.config.mqtt.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+        if self.sender is not None:
+            self.sender.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say ``offline`` (retained), stop the threads, disconnect."""
+        self._inbox.put(Inbound("stop"))
+        self._worker.join(timeout)
+        if self.sender is not None:
+            self.sender.stop()
+        try:
+            if self._client.is_connected():
+                info = self._client.publish(self.topics.status, b"offline", qos=1, retain=True)
+                info.wait_for_publish(timeout)
+            self._client.disconnect()
+        except (RuntimeError, ValueError) as exc:
+            log.warning("offline status not confirmed: %s", exc)
+        finally:
+            self._client.loop_stop()
+
+    # --- paho's thread ----------------------------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker refused the archive: %s", reason)
+            return
+        client.subscribe([(t, 1) for t in self.topics.subscriptions])
+        client.publish(self.topics.status, b"online", qos=1, retain=True)
+        log.info("connected to %s:%s", self.config.mqtt.host, self.config.mqtt.port)
+        self._inbox.put(Inbound("connected"))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        what = self.topics.classify(message.topic)
+        if what is None:
+            return
+        kind, name = what
+        if kind == "command" and message.retain:
+            return  # a retained command would be replayed on every resubscription
+        props = getattr(message, "properties", None)
+        self._inbox.put(
+            Inbound(
+                kind,
+                name,
+                bytes(message.payload),
+                getattr(props, "ResponseTopic", None) if props else None,
+                getattr(props, "CorrelationData", None) if props else None,
+            )
+        )
+
+    # --- the worker ---------------------------------------------------------------------
+
+    def _send_room(self, room_id: str, verb: str, payload: dict[str, Any]) -> None:
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = self.topics.room_replies(room_id)
+        props.CorrelationData = str(payload["request_id"]).encode()
+        props.MessageExpiryInterval = int(self.config.archive.request_timeout_s) + 1
+        self._client.publish(
+            self.topics.room_cmd(room_id, verb), json.dumps(payload).encode(), 1, properties=props
+        )
+
+    def _work(self) -> None:
+        try:
+            store = Store(self.db_path)
+        except (sqlite3.Error, OSError) as exc:
+            self.failure = exc
+            self._ready.set()
+            return
+        archive = Archive(store, self.config.course)
+        a = self.config.archive
+        ingest = Ingest(
+            store,
+            self._send_room,
+            page_limit=a.page_limit,
+            request_timeout_s=a.request_timeout_s,
+            resync_s=a.resync_s,
+            on_new=self._on_new,
+        )
+        self._ready.set()
+        try:
+            self._loop(store, archive, ingest)
+        except Exception as exc:  # e.g. the disk is full: stop, and let systemd restart us
+            log.critical("the archive's worker failed: %s", exc, exc_info=True)
+            self.failure = exc
+        finally:
+            store.close()
+
+    def _loop(self, store: Store, archive: Archive, ingest: Ingest) -> None:
+        while True:
+            try:
+                msg = self._inbox.get(timeout=TICK_S)
+            except queue.Empty:
+                msg = None
+            if msg is not None and msg.kind == "stop":
+                return
+            now = self._now()
+            if msg is not None:
+                self._dispatch(msg, ingest, archive, now)
+            ingest.tick(now)
+            if self.sender is not None:
+                self.sender.enqueue_ended(store)
+            self._alive()
+
+    def _dispatch(self, msg: Inbound, ingest: Ingest, archive: Archive, now: datetime) -> None:
+        if msg.kind == "command":
+            reply = archive.handle(msg.name, msg.payload).to_json()
+            self._client.publish(self.topics.replies, reply, 1)
+            if msg.response_topic and msg.response_topic != self.topics.replies:
+                props = Properties(PacketTypes.PUBLISH)
+                if msg.correlation is not None:
+                    props.CorrelationData = msg.correlation
+                self._client.publish(msg.response_topic, reply, 1, properties=props)
+            return
+        if msg.kind == "connected":
+            ingest.on_connected(now)
+            return
+        if msg.kind == "status":
+            if msg.payload == b"online":
+                ingest.on_room_online(msg.name, now)
+            return
+        try:
+            obj = json.loads(msg.payload)
+        except (ValueError, UnicodeDecodeError):
+            log.warning("%s: a %s that is not JSON was dropped", msg.name, msg.kind)
+            return
+        if not isinstance(obj, dict):
+            return
+        if msg.kind == "event":
+            ingest.on_event(msg.name, obj, now)
+        elif msg.kind == "reply":
+            ingest.on_reply(msg.name, obj, now)
+
+    def _on_new(self, room_id: str, events: list[Event]) -> None:
+        if self.sender is not None and any(e.type == "session_ended" for e in events):
+            self.sender.wake()
