@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from controller.models import Event
 from controller.record import hl7
 from controller.record import summary as report
-from controller.models import Event
 
 
 def session_record(events: Sequence[Event]) -> dict[str, Any]:
