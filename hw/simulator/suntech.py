@@ -10,7 +10,7 @@ import time
 from controller.ports import Clock
 from hw.simulator.patient import SimulatedPatient
 from hw.simulator.pty import SimDevice
-from hw.vitals import suntech
+from hw.vitals import suntech_frames as suntech
 
 # Host command byte → command length (the byte itself included); the rest are one byte.
 _HOST_COMMAND_LEN = {0x79: 3, 0x17: 3, 0x0C: 4, 0x04: 2, 0x86: 4, 0x81: 5}

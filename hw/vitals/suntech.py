@@ -27,20 +27,21 @@ from controller.models import NibpReading
 from controller.ports import Clock, Emit
 from hw.vitals.registry import SimulatedDevice, add_nibp
 from hw.vitals.serial_port import SerialFactory, SerialReader
+from hw.vitals.suntech_frames import (
+    ABORT,
+    ACK_BUSY,
+    ACK_ERRORS,
+    ACK_EXECUTED,
+    ACK_RECEIVED,
+    GET_BP_DATA,
+    MAX_MODULE_FRAME,
+    MIN_MODULE_FRAME,
+    MODULE_START,
+    RESULT_LEN,
+    START_ADULT,
+)
 
 log = logging.getLogger(__name__)
-
-HOST_START = 0x3A
-MODULE_START = 0x3E
-MAX_MODULE_FRAME = 80
-MIN_MODULE_FRAME = 4
-RESULT_LEN = 0x18
-
-ACK_RECEIVED = ord("O")
-ACK_EXECUTED = ord("K")
-ACK_ABORTED = ord("A")
-ACK_BUSY = ord("B")
-ACK_ERRORS = {ord("E"): "module_error", ord("N"): "rejected", ord("D"): "rejected"}
 
 ERROR_CODES: dict[int, str] = {
     1: "weak_signal",
@@ -58,29 +59,6 @@ ERROR_CODES: dict[int, str] = {
     99: "calibration_failure",  # EEPROM calibration data
 }
 """Module error codes (the result's byte 18) → the readable code sent as ``NibpFailed``."""
-
-
-def checksum(body: bytes) -> int:
-    """The byte that makes the sum of ``body`` plus itself 0 mod 256."""
-    return (-sum(body)) & 0xFF
-
-
-def host_frame(*payload: int) -> bytes:
-    """A host → module frame: ``0x3A``, ``payload``, checksum."""
-    body = bytes((HOST_START, *payload))
-    return body + bytes((checksum(body),))
-
-
-def module_frame(data: bytes) -> bytes:
-    """A module → host frame around ``data`` (used by the simulator and the tests)."""
-    body = bytes((MODULE_START, len(data) + 3)) + data
-    return body + bytes((checksum(body),))
-
-
-START_ADULT = host_frame(0x20)
-ABORT = host_frame(0x79, 0x01, 0x00)
-GET_BP_DATA = host_frame(0x79, 0x03, 0x00)
-GET_CUFF_PRESSURE = host_frame(0x79, 0x05, 0x00)
 
 
 class ModuleFrameParser:
@@ -334,7 +312,7 @@ class SuntechNibp:
 
 def simulated_module(clock: Clock, patient: Any) -> SimulatedDevice:
     """A simulated Advantage module behind a pty, measuring ``patient``."""
-    from hw.simulator.suntech import SimulatedNibpModule  # it imports this module's frames
+    from hw.simulator.suntech import SimulatedNibpModule  # a pty responder, only to simulate
 
     return SimulatedNibpModule(clock, patient=patient)
 

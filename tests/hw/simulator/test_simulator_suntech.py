@@ -6,7 +6,8 @@ import serial
 
 from controller.clock import FakeClock
 from hw.simulator import SimulatedNibpModule, simulated_nibp
-from hw.vitals.suntech import ModuleFrameParser, decode_result, host_frame
+from hw.vitals.suntech import ModuleFrameParser, decode_result
+from hw.vitals.suntech_frames import host_frame
 
 
 def test_nibp_module_answers_host_frames() -> None:
