@@ -162,6 +162,11 @@ class Music:
             case _:
                 pass
 
+    @property
+    def audible(self) -> bool:
+        """Whether the playlist is playing and its audio has not failed (it may still end)."""
+        return self.playing and not self.failed
+
     def position(self) -> tuple[int, float]:
         """The current track index and seconds into it (for resuming after a restart)."""
         if self.track_started_at is None:

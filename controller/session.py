@@ -151,7 +151,7 @@ class SessionMachine:
                     else "the infusion has not started (start_infusion, or end_session)"
                 )
             )
-        if s.phase == "infusion" and self._music.playing and cmd.reason is None:
+        if s.phase == "infusion" and self._playlist_playing() and cmd.reason is None:
             raise InvalidState(
                 "Can't advance while in infusion: the playlist is still playing (the debrief "
                 "follows the infusion or the playlist); give a reason to cut it short"
@@ -286,9 +286,12 @@ class SessionMachine:
         """Say the debrief may begin: the infusion is complete and no playlist still plays
         (it ended, was stopped, or its audio failed)."""
         s = self.state
-        if s.debrief_ready_sent or not s.infusion_completed:
-            return
-        music = s.music_mode == "music" and bool(s.tracks)
-        if music and self._music.playing and not self._music.failed:
+        if s.debrief_ready_sent or not s.infusion_completed or self._playlist_playing():
             return
         self._log.emit("debrief_ready", {})
+
+    def _playlist_playing(self) -> bool:
+        # Music mode's playlist, still audible: the debrief follows the infusion *or* it.
+        # (No-music mode's guidance track alone holds nothing up.)
+        s = self.state
+        return s.music_mode == "music" and bool(s.tracks) and self._music.audible

@@ -301,12 +301,19 @@ def oru_r01(
     segments.append(_segment("PV1", pv1))
     assigner = f"{SENDING_APPLICATION}^{eui}^{EUI64}"
     n_obx = itertools.count(1)
-    for n, reading in enumerate(readings(observations), start=1):
-        placer = f"{escape(session_id)}^{assigner}"  # the order: the session
+    placer = f"{escape(session_id)}^{assigner}"  # the order: the session
+    grouped = readings(observations)
+    for n, reading in enumerate(grouped, start=1):
         filler = f"{escape(session_id)}-{n}^{assigner}"  # this reading of it
         obr = [str(n), placer, filler, SESSION_SERVICE, "", "", hl7_time(reading[0].ts)]
         segments.append(_segment("OBR", obr))
         segments += [_obx(next(n_obx), obs, eui) for obs in reading]
+    if not grouped:
+        # ORU^R01 needs one order: a session that recorded no reading still has the session.
+        filler = f"{escape(session_id)}-0^{assigner}"
+        segments.append(
+            _segment("OBR", ["1", placer, filler, SESSION_SERVICE, "", "", hl7_time(start)])
+        )
     return SEGMENT_END.join(segments) + SEGMENT_END
 
 

@@ -40,6 +40,7 @@ class Ehr:
     def __init__(self) -> None:
         self.received: list[str] = []
         self.answers: list[str] = []
+        self.errors: list[str] = []  # why each message answered AE was refused
         self.answer: str | None = None  # force "AR"/"AE"; None: validate
         ehr = self
 
@@ -53,6 +54,7 @@ class Ehr:
                     code, why = ehr.answer or "AA", ""
                 except Exception as exc:
                     code, why = "AE", str(exc)
+                    ehr.errors.append(why)
                 ehr.answers.append(code)
                 return ack(code, control_id, why)
 

@@ -4,6 +4,7 @@ killed with -9 mid-session and restarted, the course complete and flagged."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,6 +100,8 @@ def finish(probe: Probe, session_id: str) -> None:
         20,
         "the discharge blood pressure",
     )
+    for item in ("psych_ready", "reminders_given"):
+        probe.ok("confirm", item=item)
     assert probe.ok("discharge") == {"phase": "ended"}
 
 
@@ -207,10 +210,12 @@ def test_course_across_two_rooms_with_the_archive_killed_mid_session(
     assert unknown["ok"] is False and unknown["error"]["code"] == "invalid_payload"
     assert "patient_ref" in unknown["error"]["message"]
     # One ORU^R01 per ended session reached the EHR, sent by the archive (not the rooms).
-    # The EHR validates with hl7apy strict: AE until the builder's fix is merged, then AA.
+    # The EHR validates every message with hl7apy strict and accepts each (AA).
     wait_until(lambda: len({visit(m) for m in ehr.received}) == 6, 30, "six messages")
     assert {visit(m) for m in ehr.received} == {s["session_id"] for s in sessions}
-    assert all("|ROOMD|MTL|" in m for m in ehr.received)
+    msh = re.compile(r"^MSH\|\^~\\&\|ROOMD\^[0-9A-F]{16}\^EUI-64\|MTL\|")
+    assert all(msh.search(m) for m in ehr.received)
+    assert set(ehr.answers) == {"AA"}, ehr.errors
     ehr.close()
     assert arch.terminate() == 0
     clinician.wait_for(

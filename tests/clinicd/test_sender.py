@@ -3,6 +3,7 @@ queued once per ended session, retried with backoff until AA, AE/AR kept and ret
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,7 +58,9 @@ def test_an_ended_session_is_queued_once_with_the_clinics_identity(
     assert s.enqueue_ended(store) == 0
     row = store.message("s1")
     assert row is not None and row.state == "pending"
-    assert "|ROOMD|MTL|" in row.message and "P-1^^^MTLCLINIC^ANON" in row.message
+    # MSH-3 is the room's device (its EUI-64), MSH-4 the clinic's facility.
+    assert re.search(r"^MSH\|\^~\\&\|ROOMD\^[0-9A-F]{16}\^EUI-64\|MTL\|", row.message)
+    assert "P-1^^^MTLCLINIC^ANON" in row.message
     assert "|room-3|" in row.message  # PV1-3: the room it ran in
 
 

@@ -270,3 +270,20 @@ def test_the_sender_identity() -> None:
         hl7.Sender("room-1", device_eui64="01:23:45")
     with pytest.raises(ValueError, match="assigning_authority"):
         hl7.Sender("room-1", assigning_authority="")
+
+
+def test_a_session_with_no_reading_still_validates() -> None:
+    # A session ended before any reading (the archive has no 1 Hz oximetry) keeps its order.
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    message = hl7.oru_r01(
+        session_id="s-empty",
+        patient_ref="P-1",
+        start=start,
+        end=start + timedelta(minutes=3),
+        observations=[],
+        message_control_id="ROOMD1",
+        sender=hl7.Sender("room-1"),
+    )
+    parsed = parse_message(message, validation_level=VALIDATION_LEVEL.STRICT)
+    assert parsed.validate() is True
+    assert [s[0] for s in segments(message)] == ["MSH", "PID", "PV1", "OBR"]
