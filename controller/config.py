@@ -198,6 +198,25 @@ class AlarmsSection(Section):
     escalate_after_s: float = Field(default=60, gt=0, le=3600)
 
 
+class JournalSection(Section):
+    """``[journal]``: how long vitals are kept and when free space is too low."""
+
+    # Vitals of ended sessions older than this are pruned (events, the record, never are).
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    # Below this much free space: a low-priority technical alarm (a warning).
+    warn_free_mb: float = Field(default=200, gt=0)
+    # Below this much: a medium technical alarm, before the disk is full.
+    alarm_free_mb: float = Field(default=50, gt=0)
+
+    @field_validator("alarm_free_mb")
+    @classmethod
+    def _below_warning(cls, value: float, info: Any) -> float:
+        warn = info.data.get("warn_free_mb")
+        if warn is not None and value >= warn:
+            raise ValueError("must be below warn_free_mb")
+        return value
+
+
 class Config(Section):
     """The whole ``roomd.toml``."""
 
@@ -207,6 +226,7 @@ class Config(Section):
     audio: AudioSection = Field(default_factory=AudioSection)
     protocol: ProtocolSection = Field(default_factory=ProtocolSection)
     alarms: AlarmsSection = Field(default_factory=AlarmsSection)
+    journal: JournalSection = Field(default_factory=JournalSection)
 
 
 def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
