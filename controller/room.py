@@ -233,12 +233,15 @@ class Room:
     def resume(self) -> None:
         """Rebuild the room from the journal after a start; announce a resumed session."""
         boundary = self.journal.last_event("session_started", "session_ended")
+        # From the end of the last finished session: what happened in the room before a
+        # session started (a call placed, an emergency declared, a plan configured) is still
+        # in force in it, as it was in the live room.
+        ended = self.journal.last_event("session_ended")
+        start = ended.seq if ended is not None else 1
         lights = self.journal.last_event("lighting_changed")
-        if lights is not None and boundary is not None and lights.seq < boundary.seq:
+        if lights is not None and lights.seq < start:
             self.apply(lights)  # the room's lights outlive sessions
-        # Everything since the last session boundary: the open session, or what happened in
-        # the room since the last one ended (a plan configured, lights, devices).
-        for event in self.journal.events_since(boundary.seq if boundary else 1, 10**9):
+        for event in self.journal.events_since(start, 10**9):
             self.apply(event)
         if boundary is not None and boundary.type == "session_started":
             newest = self.journal.events_since(self.journal.last_seq, 1)[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,9 +77,7 @@ class JournalDamaged(StorageError):
 
     kind = "damaged"
     what = "the journal is damaged"
-    hint = (
-        "move it aside (keep it for the record) and start again with an empty data directory"
-    )
+    hint = "move it aside (keep it for the record) and start again with an empty data directory"
 
 
 _BY_ERRNO: dict[int, type[StorageError]] = {
@@ -191,8 +190,5 @@ class SeqMark:
         """Close the file (the mark stays)."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            try:
+            with suppress(OSError):  # nothing left to write: the mark was written through
                 os.close(fd)
-            except OSError:
-                pass  # nothing left to write: the mark was written through
-
