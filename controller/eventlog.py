@@ -149,12 +149,13 @@ class EventLog:
     def _hold(self, event: Event) -> None:
         if len(self._queue) >= QUEUE_MAX:
             self.dropped += 1
-            log.error(
-                "journal: event %s not journaled (%d held, %d dropped)",
-                event.type,
-                len(self._queue),
-                self.dropped,
-            )
+            if self.dropped == 1 or self.dropped % 1000 == 0:  # say it, without flooding
+                log.error(
+                    "journal: %d held events: %d events dropped (this one: %s)",
+                    len(self._queue),
+                    self.dropped,
+                    event.type,
+                )
             return
         self._queue.append(event)
 

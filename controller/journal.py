@@ -7,10 +7,8 @@ Storage faults and what the journal does about them: docs/ARCHITECTURE.md, "Stor
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
-import os
 import sqlite3
 from collections import deque
 from collections.abc import Sequence
@@ -120,8 +118,11 @@ class Journal:
 
     def _open(self, synchronous: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
-            raise PermissionError(errno.EACCES, "the daemon's user may not read and write it")
+        if self.path.exists():
+            # SQLite would open an unwritable file read-only and fail later, vaguely: ask the
+            # file system now, for its own reason (EACCES, EROFS).
+            with open(self.path, "r+b"):
+                pass
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db = db
         db.execute("PRAGMA journal_mode=WAL")
