@@ -241,10 +241,11 @@ class Room:
         lights = self.journal.last_event("lighting_changed")
         if lights is not None and lights.seq < start:
             self.apply(lights)  # the room's lights outlive sessions
+        newest = None
         for event in self.journal.events_since(start, 10**9):
             self.apply(event)
-        if boundary is not None and boundary.type == "session_started":
-            newest = self.journal.events_since(self.journal.last_seq, 1)[0]
+            newest = event  # the last one kept (after a lost -wal, below last_seq)
+        if boundary is not None and boundary.type == "session_started" and newest is not None:
             downtime = max(0.0, (self.clock.now() - newest.ts).total_seconds())
             self.log.emit(
                 "session_resumed", {"downtime_s": round(downtime, 3), "phase": self.phase}

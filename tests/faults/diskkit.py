@@ -78,9 +78,10 @@ def remount(where: Path, mode: str) -> None:
     _run("mount", "-o", f"remount,{mode}", str(where))
 
 
-def fiu_ctrl(pid: int, *commands: str) -> None:
-    """Enable or disable libfiu failure points in a process started under ``fiu-run``."""
-    args = ["fiu-ctrl"]
+def fiu_ctrl(pid: int, fifo: Path, *commands: str) -> None:
+    """Enable or disable libfiu failure points in a process started under
+    ``fiu-run -f <fifo>``."""
+    args = ["fiu-ctrl", "-f", str(fifo)]
     for command in commands:
         args += ["-c", command]
     _run(*args, str(pid))
