@@ -30,7 +30,7 @@ import pytest
 
 from controller.clock import FakeClock
 from tests.controller.harness import Harness
-from tests.faults.diskkit import fill, free, fiu_ctrl, need_fiu, need_root, remount, small_tmpfs
+from tests.faults.diskkit import fill, fiu_ctrl, free, need_fiu, need_root, remount, small_tmpfs
 from tests.faults.faultkit import wait_until
 from tests.support.broker import free_port
 
