@@ -253,10 +253,12 @@ class Room:
             self.apply(lights)  # the room's lights outlive sessions
         replay = self.journal.events_since(start, 10**9)
         newest = replay[-1] if replay else None  # after a lost -wal, below last_seq
+        as_of = None
         behind = 0.0
         if newest is not None:
             behind = max(0.0, (newest.ts - self.clock.now()).total_seconds())
-        with _read_as_of(self.clock, newest.ts if behind > CLOCK_BEHIND_S else None):
+            as_of = newest.ts if behind > CLOCK_BEHIND_S else None
+        with _read_as_of(self.clock, as_of):
             for event in replay:
                 self.apply(event)
         if boundary is not None and boundary.type == "session_started" and newest is not None:
@@ -353,4 +355,4 @@ def _read_as_of(clock: Clock, at: datetime | None) -> Iterator[None]:
     try:
         yield
     finally:
-        del clock.now  # type: ignore[method-assign]
+        del clock.now
