@@ -377,13 +377,20 @@ def crash_copy(path: Path, dest: Path) -> Path:
     return dest / "journal.sqlite"
 
 
-def test_a_lost_wal_never_lets_a_seq_be_given_again(path: Path, tmp_path: Path) -> None:
+def crashed_with_a_wal(path: Path, dest: Path, in_file: int, in_wal: int) -> Path:
+    """A copy of a journal whose first ``in_file`` events are in the main file and the next
+    ``in_wal`` only in its -wal, as a power cut leaves it."""
     j = Journal(path)
-    fill(j, 5)
-    j.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # 1..5 in the main file
-    fill(j, 4, start=5)  # 6..9 only in the -wal
-    copy = crash_copy(path, tmp_path / "crashed")
+    fill(j, in_file)
+    j.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    fill(j, in_wal, start=in_file)
+    copy = crash_copy(path, dest)
     j.close()
+    return copy
+
+
+def test_a_lost_wal_never_lets_a_seq_be_given_again(path: Path, tmp_path: Path) -> None:
+    copy = crashed_with_a_wal(path, tmp_path / "crashed", 5, 4)
     Path(f"{copy}-wal").unlink()  # removed between runs (or cut by a bad card)
     again = Journal(copy)
     try:
@@ -401,12 +408,7 @@ def test_a_lost_wal_never_lets_a_seq_be_given_again(path: Path, tmp_path: Path) 
 
 
 def test_a_cut_wal_is_a_loss_too(path: Path, tmp_path: Path) -> None:
-    j = Journal(path)
-    fill(j, 3)
-    j.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    fill(j, 6, start=3)
-    copy = crash_copy(path, tmp_path / "crashed")
-    j.close()
+    copy = crashed_with_a_wal(path, tmp_path / "crashed", 3, 6)
     wal = Path(f"{copy}-wal")
     wal.write_bytes(wal.read_bytes()[: wal.stat().st_size // 2])
     again = Journal(copy)

@@ -33,6 +33,7 @@ from tests.controller.harness import Harness
 from tests.faults.diskkit import fill, fiu_ctrl, free, need_fiu, need_root, remount, small_tmpfs
 from tests.faults.faultkit import wait_until
 from tests.support.broker import free_port
+from tests.support.daemon import RoomProcess
 
 JOURNAL = "journal.sqlite"
 
@@ -54,39 +55,35 @@ def rows(db: Path) -> list[tuple[int, str, str]]:
         con.close()
 
 
-class Roomd:
-    """``python -m controller --simulate`` on a data directory, optionally under a prefix
-    (``fiu-run -x``, ``setpriv``), with a NOTIFY_SOCKET the test reads."""
+class Roomd(RoomProcess):
+    """The real daemon on ``data_dir``, optionally under a prefix (``fiu-run -x``,
+    ``setpriv``), with a NOTIFY_SOCKET the test reads."""
 
     def __init__(self, workdir: Path, data_dir: Path, prefix: tuple[str, ...] = ()) -> None:
-        self.workdir = workdir
+        super().__init__(workdir, free_port(), room_id="room-storage", time_scale=10.0)
+        self.config.chmod(0o644)
         self.data_dir = data_dir
         self.prefix = prefix
-        self.config = workdir / "roomd.toml"
-        self.config.write_text(
-            f'[room]\nid = "room-storage"\n[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\n'
-        )
-        self.config.chmod(0o644)
-        self.log = workdir / "roomd.log"
         self.notify_path = workdir / "notify"
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(self.notify_path))
         self.notify.setblocking(False)
         self.notify_path.chmod(0o777)
         self.said: list[str] = []
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start it under its prefix; what it says to systemd is gathered from now on."""
         self.statuses()
-        self.said = []  # what this run says
+        self.said = []
         cmd = [*self.prefix, sys.executable, "-m", "controller", "--simulate"]
-        cmd += ["--time-scale", "10", "--config", str(self.config)]
+        cmd += ["--time-scale", str(self.time_scale), "--config", str(self.config)]
         cmd += ["--data-dir", str(self.data_dir)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": str(self.notify_path)}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
     def statuses(self) -> list[str]:
+        """Every STATUS= it sent so far in this run."""
         while True:
             try:
                 self.said.append(self.notify.recv(4096).decode())
@@ -94,29 +91,17 @@ class Roomd:
                 return [s for s in self.said if s.startswith("STATUS=")]
 
     def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until it says READY=1 (bounded)."""
         wait_until(lambda: self.statuses() and "READY=1" in self.said, timeout, "READY=1")
 
     def exit_code(self, timeout: float = 30.0) -> int:
+        """Its exit code, once it has exited (bounded)."""
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
 
-    def terminate(self) -> int:
-        assert self.proc is not None
-        self.proc.terminate()
-        return self.proc.wait(timeout=20)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def logtext(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        """Gone, and its socket closed."""
+        self.stop()
         self.notify.close()
 
 
