@@ -107,6 +107,8 @@ class Journal:
         self._undelivered = 0
         self._mark = SeqMark(f"{self.path}.seq")
         self._db: sqlite3.Connection | None = None
+        # Seqs committed before and missing now (a lost -wal): (first, last), said once.
+        self.lost: tuple[int, int] | None = None
         try:
             self._open(synchronous)
         except (sqlite3.Error, OSError, ValueError) as exc:
@@ -141,7 +143,6 @@ class Journal:
         # After a recovery the new file continues the old one's numbering: seq never reused.
         floor = max(stored, int(base) - 1 if base else 0)
         mark = self._mark.read() or 0
-        self.lost: tuple[int, int] | None = None
         if mark > floor:
             # Committed events are gone (a -wal deleted or cut while the room was down): their
             # seqs were published and must never be given again.
