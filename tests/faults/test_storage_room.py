@@ -51,6 +51,10 @@ def test_disk_full_mid_infusion_keeps_the_room_safe_and_loud(disk: Path) -> None
 
     # Commands get their replies; an emergency runs its outputs at once.
     assert h.ok("status")["phase"] == "infusion"
+    again = b'{"request_id": "same-1", "by": "dr-lee"}'
+    assert h.send("status", again).ok
+    repeated = h.send("status", again)  # its first reply is held in memory: still a duplicate
+    assert repeated.error is not None and repeated.error.code == "duplicate"
     reply = h.cmd("emergency", reason="test: desaturation")
     assert reply.ok, reply.error
     assert h.lighting.calls[-1][0] == "emergency"
@@ -76,7 +80,9 @@ def test_disk_full_mid_infusion_keeps_the_room_safe_and_loud(disk: Path) -> None
     # What waited went out with its real seq, in order.
     published = [e.seq for e in h.link.events if e.seq > before]
     assert published == sorted(published) and 0 not in published
-    # The vitals held in memory were written too.
+    # The reply held in memory was written too, and so were the vitals.
+    rows = h.journal.db.execute("SELECT 1 FROM replies WHERE request_id = 'same-1'").fetchall()
+    assert rows == [(1,)]
     assert len(h.journal.vitals("s-001")) >= 58
     h.close()
 
