@@ -501,3 +501,16 @@ def test_vitals_index_and_retention(path: Path) -> None:
     assert len(j.vitals(running)) == 5  # an unfinished session's are never pruned
     assert len(j.session_events(old)) == 2  # events are the record: never pruned
     j.close()
+
+
+def test_journal_settings_are_checked_by_name() -> None:
+    from controller.config import parse_config
+    from controller.errors import ConfigError
+
+    config = parse_config({"room": {"id": "r"}, "journal": {"retention_days": 7}})
+    assert config.journal.retention_days == 7 and config.journal.warn_free_mb == 200
+    with pytest.raises(ConfigError) as info:
+        parse_config({"room": {"id": "r"}, "journal": {"warn_free_mb": 40, "alarm_free_mb": 50}})
+    assert any(
+        "journal.alarm_free_mb" in p and "below warn_free_mb" in p for p in info.value.problems
+    )
