@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEB_PACKAGES := mosquitto mosquitto-clients libvlc5 vlc-plugin-base socat sox python3-venv \
-	systemd udev util-linux shellcheck chromium chromium-driver nodejs openssl
+	systemd udev util-linux shellcheck chromium chromium-driver nodejs openssl fiu-utils libfiu0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run demo test lint bench deps venv clean help install uninstall docs

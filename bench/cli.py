@@ -26,6 +26,7 @@ from bench.infra import REPO, reap_all
 
 NAMES = (
     "journal",
+    "writes",
     "roundtrip",
     "call",
     "alarm",
@@ -51,6 +52,8 @@ class Plan:
     outage_s: float
     inject_hz: float
     journal_n: int
+    writes_idle_s: int
+    writes_session_s: int
     rooms: list[int]
     clinic_window_s: float
 
@@ -96,6 +99,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         outage_s=args.outage_s if args.outage_s is not None else (5.0 if q else 60.0),
         inject_hz=20.0,
         journal_n=500 if q else 5000,
+        writes_idle_s=3600 if q else 86400,
+        writes_session_s=1800 if q else 7200,
         rooms=rooms,
         clinic_window_s=5.0 if q else 30.0,
     )
@@ -147,6 +152,22 @@ TARGETS = (
             "ms",
         )
         for name in ("call", "alarm", "alarm_pty")
+    ),
+    Target(
+        "writes",
+        "idle day",
+        "≤ 2 MB",
+        lambda r: r["idle_mb_per_day"],
+        lambda v: v <= 2,
+        "MB",
+    ),
+    Target(
+        "writes",
+        "2-hour session",
+        "≤ 20 MB",
+        lambda r: r["session_mb"],
+        lambda v: v <= 20,
+        "MB",
     ),
     Target("roundtrip", "p99", "< 20 ms", lambda r: r["p99_ms"], lambda v: v < 20, "ms"),
     Target("footprint", "RSS max", "< 60 MB", lambda r: r["rss_mb_max"], lambda v: v < 60, "MB"),
@@ -225,6 +246,16 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 f"FULL {r['full_events_per_s']:.0f} ev/s ({r['full_ms_per_event']:.2f} ms)",
                 f"NORMAL {r['reference']['normal_events_per_s']:.0f} ev/s "
                 f"(×{r['full_vs_normal_ratio']})",
+            ]
+        )
+    if "writes" in results:
+        r = results["writes"]
+        out.append(
+            [
+                "writes",
+                f"block layer: idle {r['idle_mb_per_day']:.2f} MB/day, "
+                f"session {r['session_mb']:.2f} MB/2 h",
+                f"{r['session']['events']} session events; vitals batched, none when idle",
             ]
         )
     if "startup" in results:
@@ -320,7 +351,7 @@ def run(
     names: list[str], plan: Plan, workdir: Path, log: Callable[[str], None]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run the benchmarks; (results by name, errors by name)."""
-    from bench import clinic, footprint, journal_cost, latency, recovery
+    from bench import clinic, footprint, journal_cost, latency, recovery, writes
 
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -340,6 +371,13 @@ def run(
 
     if "journal" in names:
         attempt("journal", lambda: journal_cost.bench_journal(workdir / "journal", plan.journal_n))
+    if "writes" in names:
+        attempt(
+            "writes",
+            lambda: writes.bench_writes(
+                workdir / "writes", plan.writes_idle_s, plan.writes_session_s
+            ),
+        )
     lat_names = [n for n in ("roundtrip", "call", "alarm") if n in names]
     if lat_names:
         try:
@@ -397,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = make_plan(args)
     if args.broker_nagle:
         infra.BROKER_EXTRA_CONF = ""
-    if shutil.which("mosquitto") is None and set(names) - {"journal"}:
+    if shutil.which("mosquitto") is None and set(names) - {"journal", "writes"}:
         print("bench: mosquitto is not installed (make deps)", file=sys.stderr)
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="roomd-bench-"))

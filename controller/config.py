@@ -319,6 +319,25 @@ class DischargeSection(Section):
     manual_max_age_s: float = Field(default=300, gt=0, le=1800)
 
 
+class JournalSection(Section):
+    """``[journal]``: how long vitals are kept and when free space is too low."""
+
+    # Vitals of ended sessions older than this are pruned (events, the record, never are).
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    # Below this much free space: a low-priority technical alarm (a warning).
+    warn_free_mb: float = Field(default=200, gt=0)
+    # Below this much: a medium technical alarm, before the disk is full.
+    alarm_free_mb: float = Field(default=50, gt=0)
+
+    @field_validator("alarm_free_mb")
+    @classmethod
+    def _below_warning(cls, value: float, info: Any) -> float:
+        warn = info.data.get("warn_free_mb")
+        if warn is not None and value >= warn:
+            raise ValueError("must be below warn_free_mb")
+        return value
+
+
 class Config(Section):
     """The whole ``roomd.toml``."""
 
@@ -329,6 +348,7 @@ class Config(Section):
     protocol: ProtocolSection = Field(default_factory=ProtocolSection)
     alarms: AlarmsSection = Field(default_factory=AlarmsSection)
     discharge: DischargeSection = Field(default_factory=DischargeSection)
+    journal: JournalSection = Field(default_factory=JournalSection)
 
 
 def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:

@@ -30,6 +30,7 @@ from controller.loop import CoreLoop
 from controller.models import Event, iso_utc, parse_utc
 from controller.room import Room
 from controller.sdnotify import Notifier
+from controller.storage import StorageError, classify
 from controller.system import ClockWatch, setup_logging
 
 if TYPE_CHECKING:
@@ -369,11 +370,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.self_test:
         return self_test(config, args)
+    journal_path = Path(args.data_dir) / "journal.sqlite"
     try:
-        journal, recovery = open_journal(Path(args.data_dir) / "journal.sqlite", datetime.now(UTC))
+        journal, recovery = open_journal(journal_path, datetime.now(UTC), config.journal)
     except (JournalError, OSError) as exc:
-        print(f"roomd: {exc}", file=sys.stderr)
-        return 1
+        return refuse_to_start(config, args, classify(exc, journal_path))
     if recovery is not None:
         log.critical(
             "journal damaged (%s): kept as %s; a new journal continues at seq %d",
@@ -404,9 +405,19 @@ def main(argv: list[str] | None = None) -> int:
             else None
         )
     )
-    room.resume()
+    try:
+        room.resume()
+    except StorageError as exc:
+        journal.close()
+        devices.close()
+        return refuse_to_start(config, args, exc)
     if recovery is not None:
         room.health.journal_recovered(recovery.damaged_file, recovery.last_seq, recovery.reason)
+    if journal.lost is not None:
+        lost = journal.lost
+        log.critical("journal: events %d-%d were lost while the room was down", *lost)
+        reason = "committed events missing (the -wal file was removed or cut while down)"
+        room.health.journal_recovered(None, lost[0] - 1, reason, lost=lost)
     devices.start()
     # Under --simulate the machine's clock is whatever it is: the simulated room trusts it.
     clock_watch = None if args.simulate else ClockWatch(inbox.put)
@@ -424,7 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     code = 0
     try:
-        CoreLoop(room, inbox, clock, alive=notifier.alive).run()
+        CoreLoop(
+            room, inbox, clock, alive=notifier.alive, notify=notifier.notify,
+            annunciator=devices.buzzer,
+        ).run()  # fmt: skip
     except JournalError as exc:
         log.critical("journal failure, stopping: %s", exc)
         code = 1
@@ -442,6 +456,38 @@ def main(argv: list[str] | None = None) -> int:
         journal.close()
     log.info("room %s stopped", config.room.id)
     return code
+
+
+def refuse_to_start(config: Config, args: argparse.Namespace, error: StorageError) -> int:
+    """The journal cannot be used: say which file and why, sound the failure pattern, exit 1.
+
+    The file is left where it is (only damage sets a journal aside, in ``open_journal``).
+    """
+    print(f"roomd: cannot start: {error}", file=sys.stderr)
+    log.critical("cannot start: %s", error)
+    signal_failure(config, args.simulate)
+    return 1
+
+
+def signal_failure(config: Config, simulate: bool) -> None:
+    """The buzzer's failure pattern for ``FAILURE_SIGNAL_S``, for whoever is in the room."""
+    try:
+        from hw.buzzer import Buzzer
+
+        pins = None
+        if simulate:
+            from gpiozero.pins.mock import MockFactory
+
+            pins = MockFactory()
+        buzzer = Buzzer(config.hardware.buzzer.pin, pin_factory=pins)
+    except Exception:  # no buzzer to sound: the exit code and the log must do
+        log.exception("the buzzer could not sound the failure pattern")
+        return
+    try:
+        buzzer.annunciate("failure")
+        time.sleep(FAILURE_SIGNAL_S)
+    finally:
+        buzzer.close()
 
 
 if __name__ == "__main__":

@@ -100,6 +100,7 @@ class SessionResumed(EventData):
 
     downtime_s: NonNegativeFloat
     phase: Phase
+    clock_behind_s: NonNegativeFloat | None = None  # the wall clock was behind the journal
     example: ClassVar = {"downtime_s": 42.5, "phase": "infusion"}
 
 
@@ -552,13 +553,50 @@ class LinkRestored(EventData):
     example: ClassVar = {"offline_s": 95.2, "queued": 14}
 
 
-class JournalRecovered(EventData):
-    """At start-up the journal was found damaged and set aside; a new one continues the
-    numbering after ``last_seq`` (null when it could not be read)."""
+StorageKind = Literal["full", "io", "read_only", "permission", "damaged"]
 
-    damaged_file: str
+
+class StorageFault(EventData):
+    """The journal refuses writes (``kind``): events wait in memory and are journaled, in
+    order, once it takes them again; a high technical alarm ``storage_fault`` stands."""
+
+    kind: StorageKind
+    file: str
+    detail: Annotated[str, Field(max_length=500)]
+    example: ClassVar = {
+        "kind": "full",
+        "file": "/var/lib/roomd/journal.sqlite",
+        "detail": "database or disk is full",
+    }
+
+
+class StorageRestored(EventData):
+    """The journal takes writes again: ``committed_late`` events that waited were journaled;
+    ``dropped`` events (beyond the queue), vitals and other writes could not be kept."""
+
+    kind: StorageKind
+    committed_late: NonNegativeInt
+    dropped: NonNegativeInt
+    vitals_dropped: NonNegativeInt
+    writes_dropped: NonNegativeInt
+    example: ClassVar = {
+        "kind": "full",
+        "committed_late": 14,
+        "dropped": 0,
+        "vitals_dropped": 30,
+        "writes_dropped": 0,
+    }
+
+
+class JournalRecovered(EventData):
+    """At start-up the journal was found damaged and set aside (``damaged_file``), or events
+    were lost with its write-ahead log (``lost_seqs``, first and last; ``damaged_file`` null):
+    numbering continues above the last seq ever used (null when it could not be read)."""
+
+    damaged_file: str | None
     last_seq: NonNegativeInt | None
     reason: Annotated[str, Field(max_length=500)]
+    lost_seqs: list[NonNegativeInt] | None = None
     example: ClassVar = {
         "damaged_file": "/var/lib/roomd/journal.sqlite.damaged-20260105T092640",
         "last_seq": 812,
@@ -626,6 +664,8 @@ EVENT_DATA: dict[str, type[EventData]] = {
     "device_lost": DeviceLost,
     "link_restored": LinkRestored,
     "journal_recovered": JournalRecovered,
+    "storage_fault": StorageFault,
+    "storage_restored": StorageRestored,
     "command_rejected": CommandRejected,
 }
 """Every event type the room emits and the model of its ``data``."""

@@ -5,14 +5,20 @@ its ``seq`` and is committed to the journal, folded into every part's state (``f
 only then published. The journal is also the MQTT outbox: after a reconnect what the broker
 has not acknowledged is re-sent in seq order, a batch per loop turn, and live events wait
 behind it so the order holds.
+
+The one exception to journal first: while the disk refuses writes, an event is folded (the
+room acts on it) and held in a bounded queue, then journaled, in order and with its seq given
+at commit, once the disk takes it again (docs/ARCHITECTURE.md, "Storage").
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from controller.journal import Journal
 from controller.models import (
@@ -25,6 +31,7 @@ from controller.models import (
     VitalsSample,
 )
 from controller.ports import ClinicLink, Clock
+from controller.storage import StorageError, StorageFull, StorageReadOnly
 
 log = logging.getLogger("roomd.core")
 
@@ -33,7 +40,35 @@ RESEND_BATCH = 50
 EVENTS_REPLY_BUDGET = MAX_PAYLOAD_BYTES - 4096
 """The ``events`` reply stops adding events before it would pass the contract's 64 KiB."""
 
+QUEUE_MAX = 10_000
+"""Events held while the disk refuses them; beyond, an event still acts on the room but is
+never journaled, and is counted (``StorageStatus.dropped``) and logged."""
+RETRY_S = 1.0
+"""How often held events and writes are tried again while the disk refuses them."""
+PROBE_S = 2.0
+"""How often free space and a read-only remount are checked (statvfs: no write)."""
+PRUNE_S = 24 * 3600.0
+"""How often old vitals are pruned (and once at start)."""
+
 Listener = Callable[[Event], None]
+SpaceLevel = Literal["ok", "low", "critical"]
+
+
+@dataclass(frozen=True)
+class StorageStatus:
+    """The journal's storage as the room reports it (to ``Health``, which raises alarms)."""
+
+    fault: StorageError | None  # why writes fail now; None when they succeed
+    space: SpaceLevel  # free space against the [journal] watermarks
+    free_mb: float | None
+    waiting: int  # events held in memory, not yet journaled
+    committed_late: int  # held events journaled since the fault began
+    dropped: int  # events never journaled (the queue was full)
+    vitals_dropped: int  # vitals samples never journaled
+    writes_dropped: int  # replies/marks/settings never journaled
+
+
+StorageListener = Callable[[StorageStatus], None]
 
 
 class EventLog:
@@ -62,6 +97,16 @@ class EventLog:
         self._dirty = True
         self._alarms_dirty = True
         self._last_state_at: float | None = None
+        self.storage_listeners: list[StorageListener] = []
+        self._queue: deque[Event] = deque()
+        self.dropped = 0
+        self._committed_late = 0
+        self._probe_fault: StorageError | None = None
+        self._space: SpaceLevel = "ok"
+        self._free_mb: float | None = None
+        self._reported: tuple[str | None, SpaceLevel] = (None, "ok")
+        start = clock.monotonic()
+        self._next_retry = self._next_probe = self._next_prune = start
 
     def wire(self, fold: Callable[[Event], None], session_id: Callable[[], str | None]) -> None:
         """Fold every emitted event with ``fold`` (the room's one fold) and stamp it with the
@@ -72,18 +117,47 @@ class EventLog:
     # --- events ---------------------------------------------------------------------
 
     def emit(self, type_: str, data: dict[str, Any], *, session_id: str | None = None) -> Event:
-        """Journal an event, fold it into the room's state, then publish it."""
+        """Journal an event, fold it into the room's state, then publish it.
+
+        While the disk refuses writes the event is folded at once and held; it is journaled
+        and published, with its seq, when the disk takes it again (``storage_turn``).
+        """
         sid = session_id or self._session_id()
-        event = self.journal.append(self._clock.now(), sid, type_, data)
+        now = self._clock.now()
+        fault: StorageError | None = None
+        event: Event | None = None
+        if not self._queue:  # else it waits behind the held ones: the order holds
+            try:
+                event = self.journal.append(now, sid, type_, data)
+            except StorageError as exc:
+                fault = exc
+        if event is None:
+            event = Event(seq=0, ts=now, session_id=sid, type=type_, data=data)  # seq at commit
+            self._hold(event)
         self._fold(event)
-        if self.online and self.backlog is None:
+        if event.seq and self.online and self.backlog is None:
             self._link.publish_event(event)  # else it goes out in seq order with the backlog
         self._dirty = True
         if type_.startswith("alarm_"):
             self._alarms_dirty = True
         for listener in self.listeners:
             listener(event)
+        if fault is not None:
+            self._report()  # loud at once, after the event that met the fault acted
         return event
+
+    def _hold(self, event: Event) -> None:
+        if len(self._queue) >= QUEUE_MAX:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:  # say it, without flooding
+                log.error(
+                    "journal: %d held events: %d events dropped (this one: %s)",
+                    len(self._queue),
+                    self.dropped,
+                    event.type,
+                )
+            return
+        self._queue.append(event)
 
     def delivered(self, seq: int) -> None:
         """The broker acknowledged event ``seq``."""
@@ -128,7 +202,9 @@ class EventLog:
         self._dirty = True
 
     def send_backlog(self) -> None:
-        """Re-send the next batch of unacknowledged events after a reconnect."""
+        """Re-send the next batch of unacknowledged events after a reconnect (and, first,
+        journal what waits and check the storage: every loop turn passes here)."""
+        self.storage_turn()
         if self.backlog is None or not self.online:
             return
         # Up to the newest seq, not the one at reconnect: events emitted meanwhile were held
@@ -174,4 +250,100 @@ class EventLog:
         now = self._clock.monotonic()
         if self.backlog is not None:
             return now  # more of the backlog to send on the next turn
-        return (self._last_state_at or now) + self._heartbeat_s
+        heartbeat = (self._last_state_at or now) + self._heartbeat_s
+        if self.storage_fault is not None:
+            return min(heartbeat, self._next_retry)
+        return min(heartbeat, self._next_probe)
+
+    # --- storage --------------------------------------------------------------------
+
+    @property
+    def storage_fault(self) -> StorageError | None:
+        """Why the journal refuses writes now (None when it takes them)."""
+        return self.journal.fault or self._probe_fault
+
+    @property
+    def waiting(self) -> int:
+        """Events held in memory, not yet journaled."""
+        return len(self._queue)
+
+    def storage_error(self, exc: StorageError) -> None:
+        """A journal operation failed outside ``emit`` (a read, say): report it."""
+        self.journal.fault = exc
+        self._report()
+
+    def storage_turn(self) -> None:
+        """Journal what waits (every ``RETRY_S``), check free space (every ``PROBE_S``),
+        prune old vitals (daily), and report a change to the storage listeners."""
+        now = self._clock.monotonic()
+        if (self._queue or self.journal.fault is not None) and now >= self._next_retry:
+            self._next_retry = now + RETRY_S
+            if self.journal.flush():
+                self._commit_held()
+        if now >= self._next_probe:
+            self._next_probe = now + PROBE_S
+            self._probe()
+        if now >= self._next_prune and self.storage_fault is None:
+            self._next_prune = now + PRUNE_S
+            try:
+                pruned = self.journal.prune(self._clock.now())
+            except StorageError as exc:
+                self.journal.fault = exc
+            else:
+                if pruned:
+                    log.info("journal: %d vitals rows past retention pruned", pruned)
+        self._report()
+
+    def _commit_held(self) -> None:
+        while self._queue:
+            held = self._queue[0]
+            try:
+                event = self.journal.append(held.ts, held.session_id, held.type, held.data)
+            except StorageError:
+                return  # journal.fault says why; tried again on a later turn
+            self._queue.popleft()
+            self._committed_late += 1
+            if self.online and self.backlog is None:
+                self._link.publish_event(event)
+
+    def _probe(self) -> None:
+        space = self.journal.space()
+        if space is None:
+            return
+        settings = self.journal.settings
+        self._free_mb = round(space.free_bytes / 1e6, 1)
+        self._space = (
+            "critical"
+            if self._free_mb < settings.alarm_free_mb
+            else "low"
+            if self._free_mb < settings.warn_free_mb
+            else "ok"
+        )
+        path = self.journal.path
+        if space.read_only:
+            self._probe_fault = StorageReadOnly(path, "its file system was remounted read-only")
+        elif space.free_bytes == 0:
+            self._probe_fault = StorageFull(path, "no free space left")
+        else:
+            self._probe_fault = None
+
+    def _report(self) -> None:
+        fault = self.storage_fault
+        now = (fault.kind if fault else None, self._space)
+        if now == self._reported:
+            return
+        self._reported = now  # first: a listener's own emits must not report it again
+        status = StorageStatus(
+            fault=fault,
+            space=self._space,
+            free_mb=self._free_mb,
+            waiting=len(self._queue),
+            committed_late=self._committed_late,
+            dropped=self.dropped,
+            vitals_dropped=self.journal.vitals_dropped,
+            writes_dropped=self.journal.writes_dropped,
+        )
+        if fault is None:
+            self._committed_late = 0
+        for listener in self.storage_listeners:
+            listener(status)

@@ -1,14 +1,15 @@
 """The room's own health: which devices are there, the clock, the journal; technical alarms.
 
-A device lost, an unsynchronised clock or a journal that had to be set aside is not the
-patient's condition but the room's: each is a technical alarm that clinicians must see.
+A device lost, an unsynchronised clock, a journal that had to be set aside or a disk that
+refuses writes is not the patient's condition but the room's: each is a technical alarm that
+clinicians must see.
 """
 
 from __future__ import annotations
 
 from controller import events as ev
 from controller.alarms import AlarmEngine
-from controller.eventlog import EventLog
+from controller.eventlog import EventLog, StorageStatus
 from controller.models import Event
 
 DEVICES = ("oximeter", "nibp", "call_button", "lighting", "audio")
@@ -24,6 +25,8 @@ class Health:
         self.devices: dict[str, str] = dict.fromkeys(DEVICES, "absent")
         self.devices.update(devices)
         self.clock_synced = True  # until the daemon's clock check says otherwise
+        self.storage: StorageStatus | None = None  # None: nothing to report yet
+        log.storage_listeners.append(self.on_storage)
 
     def apply(self, event: Event) -> None:
         """Fold device events into the device status."""
@@ -64,19 +67,87 @@ class Health:
         else:
             self._alarms.clear("clock_unsynced")
 
-    def journal_recovered(self, damaged_file: str, last_seq: int | None, reason: str) -> None:
-        """Announce that the journal was damaged and a new one started (at start-up)."""
-        self._log.emit(
-            "journal_recovered",
-            {"damaged_file": damaged_file, "last_seq": last_seq, "reason": reason[:500]},
-        )
+    def journal_recovered(
+        self,
+        damaged_file: str | None,
+        last_seq: int | None,
+        reason: str,
+        lost: tuple[int, int] | None = None,
+    ) -> None:
+        """Announce that the journal was damaged and a new one started, or that committed
+        events were lost with the ``-wal`` file (``lost``: their first and last seq)."""
+        data: dict[str, object] = {
+            "damaged_file": damaged_file,
+            "last_seq": last_seq,
+            "reason": reason[:500],
+        }
+        if lost is not None:
+            data["lost_seqs"] = list(lost)
+        self._log.emit("journal_recovered", data)
+        if lost is not None:
+            message = (
+                f"The room's journal lost events {lost[0]}-{lost[1]} while the room was down "
+                "(its -wal file was removed or cut): the session may not have resumed where it "
+                "was; check the room and the clinic's records"
+            )
+        else:
+            message = (
+                "The room's journal was damaged and set aside: the session before the "
+                "restart could not be resumed; check the room and the clinic's records"
+            )
         self._alarms.raise_now(
-            "journal_recovered",
-            kind="technical",
-            priority="medium",
-            message="The room's journal was damaged and set aside: the session before the "
-            "restart could not be resumed; check the room and the clinic's records",
+            "journal_recovered", kind="technical", priority="medium", message=message
         )
+
+    def on_storage(self, status: StorageStatus) -> None:
+        """The journal's storage changed: a fault or low space is a technical alarm."""
+        was = self.storage.fault if self.storage is not None else None
+        self.storage = status
+        fault = status.fault
+        if fault is not None and (was is None or was.kind != fault.kind):
+            self._log.emit(
+                "storage_fault",
+                {"kind": fault.kind, "file": fault.path, "detail": fault.detail[:500]},
+            )
+            self._alarms.clear("storage_fault")  # say the new cause, not the first one
+            self._alarms.raise_now(
+                "storage_fault",
+                kind="technical",
+                priority="high",
+                message=f"The room's record is not being written: {fault.what} ({fault.path}); "
+                "monitoring and alarms go on, events wait in memory",
+            )
+        elif fault is None and was is not None:
+            self._alarms.clear("storage_fault")
+            self._log.emit(
+                "storage_restored",
+                {
+                    "kind": was.kind,
+                    "committed_late": status.committed_late,
+                    "dropped": status.dropped,
+                    "vitals_dropped": status.vitals_dropped,
+                    "writes_dropped": status.writes_dropped,
+                },
+            )
+        self._space_alarm(status)
+
+    def _space_alarm(self, status: StorageStatus) -> None:
+        low, critical = status.space == "low", status.space == "critical"
+        free = f"{status.free_mb:g} MB" if status.free_mb is not None else "little"
+        for code, present, priority in (
+            ("storage_low", low, "low"),
+            ("storage_critical", critical, "medium"),
+        ):
+            if present:
+                self._alarms.raise_now(
+                    code,
+                    kind="technical",
+                    priority=priority,  # type: ignore[arg-type]
+                    message=f"The room's disk is nearly full ({free} free): free space "
+                    "before the journal stops",
+                )
+            else:
+                self._alarms.clear(code)
 
     def on_audio_failed(self, msg: ev.AudioFailed) -> None:
         """An audio output failed: a low-priority technical alarm."""

@@ -150,9 +150,7 @@ class Monitoring:
         self.latest_sample_mono = self._clock.monotonic()
         if sample.spo2 is not None or sample.hr is not None:
             self.last_valid_sample_mono = self._clock.monotonic()
-        sid = self._session.session_id
-        self._journal.record_vitals(sample.ts, sid, "sample", sample.model_dump_json())
-        self._log.publish_vitals(sample)
+        # The alarms first: nothing the disk does may delay or stop them.
         if self._session.active:
             self._alarms.check_sample(sample)
             self._alarms.set_condition(
@@ -163,6 +161,15 @@ class Monitoring:
                 message=f"Oximeter: {sample.quality.replace('_', ' ')}",
                 delay_s=self._alarms.limits.stale_s,
             )
+        self._log.publish_vitals(sample)
+        self._keep(sample.ts, "sample", sample.model_dump_json())
+
+    def _keep(self, ts: datetime, kind: str, payload: str) -> None:
+        """Store a reading in the session's record; outside a session only the latest is kept
+        (in memory, for the gates): vitals are telemetry, and an idle room writes nothing."""
+        sid = self._session.session_id
+        if sid is not None:
+            self._journal.record_vitals(ts, sid, kind, payload)
 
     def on_nibp_completed(self, msg: ev.NibpCompleted) -> None:
         """The NIBP module measured: record, publish and check the reading."""
@@ -171,7 +178,7 @@ class Monitoring:
             "nibp_result",
             {"sys": r.sys, "dia": r.dia, "map": r.map, "hr": r.hr, "source": r.source},
         )
-        self._journal.record_vitals(r.ts, self._session.session_id, "nibp", r.model_dump_json())
+        self._keep(r.ts, "nibp", r.model_dump_json())
         self._log.publish_nibp(r)
         self._alarms.clear("nibp_failed")
         self._alarms.clear("nibp_overdue")
@@ -269,12 +276,7 @@ class Monitoring:
             self._alarms.clear("manual_vitals_overdue")
         if cmd.sys is not None and self.latest_nibp is not None:
             self._log.publish_nibp(self.latest_nibp)
-            self._journal.record_vitals(
-                self.latest_nibp.ts,
-                self._session.session_id,
-                "nibp",
-                self.latest_nibp.model_dump_json(),
-            )
+            self._keep(self.latest_nibp.ts, "nibp", self.latest_nibp.model_dump_json())
             self._alarms.check_nibp(self.latest_nibp)
         return given
 

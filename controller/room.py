@@ -9,7 +9,9 @@ fold: every journaled event goes through it, live and when a restart replays the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from controller import events as ev
@@ -59,6 +61,8 @@ log = logging.getLogger("roomd.core")
 
 STALE_CHECK_S = 1.0
 """Staleness of the oximeter's data is judged at least this often in an active phase."""
+CLOCK_BEHIND_S = 2.0
+"""A wall clock this far behind the journal's newest event at start was stepped back."""
 
 
 class Room:
@@ -234,20 +238,45 @@ class Room:
         return min(d for d in deadlines if d is not None)
 
     def resume(self) -> None:
-        """Rebuild the room from the journal after a start; announce a resumed session."""
+        """Rebuild the room from the journal after a start; announce a resumed session.
+
+        A wall clock found behind the journal's newest event (a Pi without a battery clock
+        restarts at the time fake-hwclock last saved) is not fed into the timers: the replay
+        reads the journal as if no time had passed since its newest event, the room says how
+        far behind the clock was, and raises ``clock_behind``.
+        """
         boundary = self.journal.last_event("session_started", "session_ended")
+        # From the end of the last finished session: what happened in the room before a
+        # session started (a call placed, an emergency declared, a plan configured) is still
+        # in force in it, as it was in the live room.
+        ended = self.journal.last_event("session_ended")
+        start = ended.seq if ended is not None else 1
         lights = self.journal.last_event("lighting_changed")
-        if lights is not None and boundary is not None and lights.seq < boundary.seq:
+        if lights is not None and lights.seq < start:
             self.apply(lights)  # the room's lights outlive sessions
-        # Everything since the last session boundary: the open session, or what happened in
-        # the room since the last one ended (a plan configured, lights, devices).
-        for event in self.journal.events_since(boundary.seq if boundary else 1, 10**9):
-            self.apply(event)
-        if boundary is not None and boundary.type == "session_started":
-            newest = self.journal.events_since(self.journal.last_seq, 1)[0]
+        replay = self.journal.events_since(start, 10**9)
+        newest = replay[-1] if replay else None  # after a lost -wal, below last_seq
+        as_of = None
+        behind = 0.0
+        if newest is not None:
+            behind = max(0.0, (newest.ts - self.clock.now()).total_seconds())
+            as_of = newest.ts if behind > CLOCK_BEHIND_S else None
+        with _read_as_of(self.clock, as_of):
+            for event in replay:
+                self.apply(event)
+        if boundary is not None and boundary.type == "session_started" and newest is not None:
             downtime = max(0.0, (self.clock.now() - newest.ts).total_seconds())
-            self.log.emit(
-                "session_resumed", {"downtime_s": round(downtime, 3), "phase": self.phase}
+            data: dict[str, Any] = {"downtime_s": round(downtime, 3), "phase": self.phase}
+            if behind > CLOCK_BEHIND_S:
+                data["clock_behind_s"] = round(behind, 3)
+            self.log.emit("session_resumed", data)
+        if behind > CLOCK_BEHIND_S:
+            self.alarms.raise_now(
+                "clock_behind",
+                kind="technical",
+                priority="medium",
+                message=f"The room's clock was {behind:.0f} s behind its journal at start: "
+                "the session's timers continue from the last event; check the clock (NTP)",
             )
         self.lights.restore()
         self.calls.restore()
@@ -311,3 +340,23 @@ class Room:
             link=LinkState(online=self.log.online, queued=self.journal.count_undelivered()),
             updated_at=self.clock.now(),
         )
+
+
+@contextmanager
+def _read_as_of(clock: Clock, at: datetime | None) -> Iterator[None]:
+    """While replaying, let the clock's ``now()`` read as if it had started at ``at``.
+
+    Every part turns event timestamps into monotonic deadlines and elapsed times through
+    ``clock.now()``; shifting it for the replay only keeps a wall clock that is behind the
+    journal out of them all, without each part knowing. Nothing outside the replay sees it.
+    """
+    if at is None:
+        yield
+        return
+    real_now = clock.now
+    offset = at - real_now()
+    clock.now = lambda: real_now() + offset  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del clock.now

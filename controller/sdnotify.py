@@ -24,9 +24,13 @@ class Notifier:
         """Send one message (``READY=1``, ``STATUS=…``); ignored when not under systemd."""
         if not self._addr:
             return
-        # systemd gone (shutdown): nothing to tell, nothing to fail over.
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, suppress(OSError):
-            sock.sendto(message.encode(), self._addr)
+        # systemd gone (shutdown), no file descriptor left, a bad address: nothing to tell and
+        # nothing to fail over; the caller (the core loop) must never see an error from here.
+        with (
+            suppress(OSError, ValueError),
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+        ):
+            sock.sendto(message.encode(errors="replace"), self._addr)
 
     def alive(self) -> None:
         """Feed the watchdog, at most every half watchdog interval (called by the core loop)."""

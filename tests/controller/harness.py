@@ -65,7 +65,7 @@ class Harness:
         self.nibp = FakeNibp(emit, self.clock)
         self.audio = FakeAudioPlayer(emit)
         self.library = FakeLibrary()
-        self.journal = Journal(data_dir / "journal.sqlite")
+        self.journal = Journal(data_dir / "journal.sqlite", settings=self.config.journal)
         self.room = Room(
             self.config,
             clock=self.clock,

@@ -10,6 +10,7 @@ import ast
 import re
 import typing
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 import controller
 from controller.clock import FakeClock
 from controller.event_data import EVENT_DATA, DeviceName, EventData, check_event_data
+from controller.eventlog import StorageStatus
 from controller.events import (
     AudioFailed,
     CallHeld,
@@ -32,6 +34,7 @@ from controller.events import (
 )
 from controller.models import Devices
 from controller.record.files import rebuild_from_journal
+from controller.storage import StorageFull
 from tests.controller.harness import ALL_OK, Harness, make_config
 
 RESERVED: dict[str, str] = {}
@@ -252,6 +255,12 @@ def journals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[s
     announcer = h.room.health
     announcer.journal_recovered(str(data_dir / "journal.sqlite.damaged-x"), 812, "failed check")
     h.run(30)
+    # The disk fills and frees again: what Health says of the journal's storage.
+    full = StorageFull(data_dir / "journal.sqlite", "database or disk is full")
+    status = StorageStatus(full, "critical", 0.0, 3, 0, 0, 0, 0)
+    h.room.health.on_storage(status)
+    h.room.health.on_storage(replace(status, fault=None, space="ok", free_mb=900.0, waiting=0))
+    h.run(5)
     out["resumed"] = [(e.type, e.data) for e in h.journal.events_since(1, 10**6)]
     h.close()
     return out

@@ -12,6 +12,7 @@ import pytest
 
 from controller.errors import JournalError
 from controller.journal import VITALS_BATCH, Journal, open_journal
+from controller.storage import JournalDamaged, StorageFull
 
 T0 = datetime(2026, 1, 5, 9, 0, 0, 250_000, tzinfo=UTC)
 
@@ -328,6 +329,7 @@ def test_damaged_header_is_kept_aside_and_numbering_jumps_past_any_count(path: P
     j.close()
     with open(path, "r+b") as fh:
         fh.write(b"\xde\xad\xbe\xef garbage over the header " * 4)
+    Path(f"{path}.seq").unlink()  # the high-water mark lost too: nothing at all to go by
     j, recovery = open_journal(path, NOW)
     assert recovery is not None
     aside = Path(recovery.damaged_file)
@@ -360,3 +362,155 @@ def test_damaged_pages_keep_the_readable_last_seq(path: Path) -> None:
     assert j.append(NOW, None, "after", {}).seq == recovery.first_seq
     assert recovery.first_seq > 200
     j.close()
+
+
+# --- storage faults (issue 14) --------------------------------------------------------------
+
+
+def crash_copy(path: Path, dest: Path) -> Path:
+    """The journal's files as a power cut would leave them (file, -wal, mark; no close)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", ".seq"):
+        src = Path(f"{path}{suffix}")
+        if src.exists():
+            (dest / f"journal.sqlite{suffix}").write_bytes(src.read_bytes())
+    return dest / "journal.sqlite"
+
+
+def crashed_with_a_wal(path: Path, dest: Path, in_file: int, in_wal: int) -> Path:
+    """A copy of a journal whose first ``in_file`` events are in the main file and the next
+    ``in_wal`` only in its -wal, as a power cut leaves it."""
+    j = Journal(path)
+    fill(j, in_file)
+    j.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    fill(j, in_wal, start=in_file)
+    copy = crash_copy(path, dest)
+    j.close()
+    return copy
+
+
+def test_a_lost_wal_never_lets_a_seq_be_given_again(path: Path, tmp_path: Path) -> None:
+    copy = crashed_with_a_wal(path, tmp_path / "crashed", 5, 4)
+    Path(f"{copy}-wal").unlink()  # removed between runs (or cut by a bad card)
+    again = Journal(copy)
+    try:
+        assert [e.seq for e in again.events_since(1)] == [1, 2, 3, 4, 5]
+        assert again.lost == (6, 9)
+        assert again.append(T0, None, "after", {}).seq == 10
+    finally:
+        again.close()
+    third = Journal(copy)  # the floor is kept: a loss is reported once
+    try:
+        assert third.lost is None
+        assert third.append(T0, None, "later", {}).seq == 11
+    finally:
+        third.close()
+
+
+def test_a_cut_wal_is_a_loss_too(path: Path, tmp_path: Path) -> None:
+    copy = crashed_with_a_wal(path, tmp_path / "crashed", 3, 6)
+    wal = Path(f"{copy}-wal")
+    wal.write_bytes(wal.read_bytes()[: wal.stat().st_size // 2])
+    again = Journal(copy)
+    try:
+        assert again.lost is not None and again.lost[1] == 9
+        assert again.append(T0, None, "after", {}).seq == 10
+    finally:
+        again.close()
+
+
+def test_a_clean_restart_loses_nothing(path: Path) -> None:
+    j = Journal(path)
+    fill(j, 7)
+    j.close()
+    j = Journal(path)
+    try:
+        assert j.lost is None
+        assert j.last_seq == 7
+    finally:
+        j.close()
+
+
+def test_one_corrupt_byte_in_an_event_is_damage_and_is_set_aside(path: Path) -> None:
+    j = Journal(path)
+    fill(j, 30)
+    j.close()
+    db = reader(path)
+    # What a flipped bit on the card does: the page is sound, the JSON inside it is not.
+    db.execute("UPDATE events SET data = '{\"i\": 1' WHERE seq = 17")
+    db.close()
+    with pytest.raises(JournalDamaged, match="event 17 does not parse"):
+        Journal(path)
+    j, recovery = open_journal(path, NOW)
+    try:
+        assert recovery is not None and "event 17" in recovery.reason
+        assert Path(recovery.damaged_file).exists()
+        assert recovery.first_seq == 31
+        assert j.append(NOW, None, "after", {}).seq == 31
+    finally:
+        j.close()
+
+
+def test_a_row_that_does_not_parse_at_read_time_is_damage(journal: Journal) -> None:
+    fill(journal, 3)
+    journal.db.execute("UPDATE events SET ts = 'not a time' WHERE seq = 2")
+    with pytest.raises(JournalDamaged, match="event 2"):
+        journal.events_since(1)
+
+
+def test_a_fault_that_is_not_damage_leaves_the_file_where_it_is(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    j = Journal(path)
+    fill(j, 4)
+    j.close()
+
+    # The one stand-in here: a full disk as SQLite reports it (tests/faults fills a real one).
+    error = sqlite3.OperationalError("database or disk is full")
+    error.sqlite_errorcode = 13  # type: ignore[attr-defined]
+    error.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        "controller.journal.Journal._open", lambda self, sync: (_ for _ in ()).throw(error)
+    )
+    with pytest.raises(StorageFull) as info:
+        open_journal(path, NOW)
+    assert str(path) in str(info.value) and "free space" in str(info.value)
+    assert sorted(p.name for p in path.parent.iterdir() if "damaged" in p.name) == []
+
+
+def test_vitals_index_and_retention(path: Path) -> None:
+    j = Journal(path)
+    plan = j.db.execute(
+        "EXPLAIN QUERY PLAN SELECT ts FROM vitals WHERE session_id = ? ORDER BY id", ("s",)
+    ).fetchall()
+    assert "vitals_session" in str(plan)
+    old, recent, running = "s-old", "s-recent", "s-running"
+    for sid, day in ((old, 0), (recent, 40), (running, 0)):
+        t = T0 + timedelta(days=day)
+        j.append(t, sid, "session_started", {})
+        for i in range(5):
+            j.record_vitals(t + timedelta(seconds=i), sid, "sample", sample_json(i))
+        if sid != running:
+            j.append(t + timedelta(hours=2), sid, "session_ended", {})
+    j.append(T0, "s-archived", "session_ended", {})
+    j.record_vitals(T0, "s-archived", "sample", sample_json(0))
+    j.mark_archived("s-archived")
+    assert j.prune(T0 + timedelta(days=45)) == 5 + 1  # default retention: 30 days
+    assert j.vitals(old) == [] and j.vitals("s-archived") == []
+    assert len(j.vitals(recent)) == 5
+    assert len(j.vitals(running)) == 5  # an unfinished session's are never pruned
+    assert len(j.session_events(old)) == 2  # events are the record: never pruned
+    j.close()
+
+
+def test_journal_settings_are_checked_by_name() -> None:
+    from controller.config import parse_config
+    from controller.errors import ConfigError
+
+    config = parse_config({"room": {"id": "r"}, "journal": {"retention_days": 7}})
+    assert config.journal.retention_days == 7 and config.journal.warn_free_mb == 200
+    with pytest.raises(ConfigError) as info:
+        parse_config({"room": {"id": "r"}, "journal": {"warn_free_mb": 40, "alarm_free_mb": 50}})
+    assert any(
+        "journal.alarm_free_mb" in p and "below warn_free_mb" in p for p in info.value.problems
+    )

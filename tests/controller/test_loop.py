@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,6 +13,21 @@ from controller.clock import FakeClock
 from controller.errors import JournalError
 from controller.events import CallHeld, CallPressed, InboxMessage, LinkDown, LinkUp, Shutdown
 from controller.loop import MAX_WAIT_S, CoreLoop
+from controller.storage import StorageError, StorageFull
+from hw.fake import FakeAnnunciator
+from tests.controller.harness import make_config
+
+
+class StubLog:
+    """The room's EventLog as the loop sees it: the storage fault, and errors reported."""
+
+    def __init__(self) -> None:
+        self.storage_fault: StorageError | None = None
+        self.errors: list[StorageError] = []
+
+    def storage_error(self, exc: StorageError) -> None:
+        self.errors.append(exc)
+        self.storage_fault = exc
 
 
 class StubRoom:
@@ -25,6 +41,10 @@ class StubRoom:
         self.fail: dict[Any, BaseException] = {}
         self.on_tick: list[InboxMessage] = []
         self.inbox: queue.Queue[InboxMessage] | None = None
+        self.log = StubLog()
+        self.config = make_config()
+        self.annunciation = SimpleNamespace(pattern="off")
+        self.phase = "idle"
 
     def next_deadline(self) -> float:
         return self.clock.monotonic() + self.deadline_in
@@ -171,3 +191,67 @@ def test_wait_is_in_real_seconds_on_a_scaled_clock() -> None:
     )
     loop.run()
     assert inbox.timeouts == [pytest.approx(0.5), pytest.approx(0.5)]
+
+
+# --- storage faults -------------------------------------------------------------------------
+
+
+def test_a_storage_error_is_reported_and_the_loop_goes_on() -> None:
+    loop, room, _, alive = loop_with([LinkUp(), CallPressed(), Shutdown()], deadline_in=3600)
+    full = StorageFull("/data/journal.sqlite", "database or disk is full")
+    room.fail[LinkUp()] = full
+    loop.run()
+    assert room.handled == [LinkUp(), CallPressed()]  # the next message was handled
+    assert room.log.errors == [full]
+    assert alive == [1, 2]  # the watchdog hears a loop that still turns
+
+
+def test_a_storage_fault_is_said_to_systemd_and_sounded_until_it_ends() -> None:
+    said: list[str] = []
+    buzzer = FakeAnnunciator()
+    clock = FakeClock()
+    room = StubRoom(clock, deadline_in=3600)
+    inbox = RecordingQueue()
+    loop = CoreLoop(room, inbox, clock, notify=said.append, annunciator=buzzer)  # type: ignore[arg-type]
+    full = StorageFull("/data/journal.sqlite", "no space")
+    room.log.storage_fault = full
+    for m in (LinkUp(), Shutdown()):
+        inbox.put(m)
+    loop.run()
+    assert said == [f"STATUS=room room-1: STORAGE FAULT: {full}"]
+    assert buzzer.history == ["failure"]
+    # An alarm's own pattern takes the buzzer; when it ends, the failure pattern returns.
+    room.annunciation.pattern = "high"
+    for m in (LinkUp(), Shutdown()):
+        inbox.put(m)
+    loop.run()
+    room.annunciation.pattern = "off"
+    for m in (LinkUp(), Shutdown()):
+        inbox.put(m)
+    loop.run()
+    assert buzzer.history == ["failure", "failure"]
+    room.log.storage_fault = None
+    for m in (LinkUp(), Shutdown()):
+        inbox.put(m)
+    loop.run()
+    assert said[-1] == "STATUS=room room-1: idle"
+    assert buzzer.history == ["failure", "failure", "off"]
+
+
+def test_a_failing_watchdog_notification_does_not_stop_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    room = StubRoom(clock, deadline_in=3600)
+    inbox = RecordingQueue()
+
+    def alive() -> None:
+        raise OSError(24, "Too many open files")
+
+    loop = CoreLoop(room, inbox, clock, alive=alive)  # type: ignore[arg-type]
+    for m in (LinkUp(), CallPressed(), Shutdown()):
+        inbox.put(m)
+    with caplog.at_level(logging.ERROR, logger="roomd.core"):
+        loop.run()
+    assert room.handled == [LinkUp(), CallPressed()]
+    assert "watchdog notification failed" in caplog.text

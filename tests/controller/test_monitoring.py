@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from controller.models import NibpReading, RecordVitals, iso_utc
 from controller.monitoring import NIBP_OVERDUE_S, NIBP_PHASES, Monitoring
 from hw.fake import FakeNibp
 from tests.controller.bench import Bench
-from tests.controller.harness import ALL_OK
+from tests.controller.harness import ALL_OK, Harness
 
 INTERVAL_S = 10 * 60  # [protocol] nibp_interval_minutes default
 STALE_S = 10.0  # [alarms] stale_s default
@@ -452,3 +453,32 @@ def test_readings_are_reaged_by_their_monotonic_age(mon: Mon) -> None:
 
 def test_current_nibp_is_none_without_a_reading(mon: Mon) -> None:
     assert mon.m.current_nibp() is None
+
+
+# --- storage of readings: vitals are a session's telemetry, not an idle room's ---------
+
+
+def stored(path: Path) -> list[tuple[str | None, str]]:
+    db = sqlite3.connect(path)
+    try:
+        return list(db.execute("SELECT session_id, kind FROM vitals ORDER BY id"))
+    finally:
+        db.close()
+
+
+def test_no_vitals_are_stored_outside_a_session(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.run(120, step=1)  # an idle room with its oximeter on
+    h.journal.flush()
+    assert stored(h.journal.path) == []
+    assert h.room.monitoring.latest_sample is not None  # kept in memory, for the gates
+    h.to_pre_infusion()
+    h.run(60, step=1)
+    h.ok("end_session", reason="test")
+    h.run(120, step=1)
+    h.journal.flush()
+    rows = stored(h.journal.path)
+    assert {sid for sid, _ in rows} == {"s-001"}
+    assert [kind for _, kind in rows].count("nibp") == 1
+    assert [kind for _, kind in rows].count("sample") == 61  # the baseline one and 60 more
+    h.close()

@@ -201,3 +201,28 @@ def test_resumed_track_is_not_counted_as_the_next_one(tmp_path: Path) -> None:
         assert play[1][2] == 120.0 + 30.0 * (_ + 1)  # the offset counts both downtimes
         assert again.room.music.track_index == 1 and again.room.music.track == "b.ogg"
         again.journal.close()
+
+
+def test_a_call_and_an_emergency_before_start_session_survive_a_resume(tmp_path: Path) -> None:
+    clock = FakeClock()
+    h = Harness(tmp_path, clock=clock)
+    h.plan(session_id="s-000")  # an earlier session, ended: replay starts at its end
+    h.ok("start_session")
+    h.ok("end_session", reason="test")
+    h.plan(session_id="s-001")
+    h.button.press()  # the patient calls while the room is still idle
+    h.drain()
+    h.ok("emergency", reason="fainted in the chair")
+    h.ok("start_session")
+    live = snapshot(h)
+    assert live["call"] == "placed"
+    assert "emergency" in [code for code, _, _ in live["alarms"]]
+    h.journal.close()  # the crash
+
+    again = Harness(tmp_path, clock=clock)
+    resumed = snapshot(again)
+    assert resumed["call"] == live["call"]
+    assert resumed["alarms"] == live["alarms"]
+    assert resumed["lights"] == live["lights"]
+    assert resumed["timers"]["call_escalate"] == live["timers"]["call_escalate"]
+    again.close()
