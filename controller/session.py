@@ -121,6 +121,7 @@ class SessionMachine:
         ):
             raise InvalidState(f"session '{plan.session_id}' has already been run in this room")
         tracks = self._plans.resolve_tracks(plan)
+        previous = self.state.phase
         self._log.emit(
             "session_started",
             {"plan": plan.model_dump(mode="json"), "tracks": tracks, "by": cmd.by},
@@ -134,7 +135,7 @@ class SessionMachine:
                 "monitoring": self._config.room.monitoring,
             },
         )
-        self._enter_phase("check_in", cmd.by)
+        self._enter_phase("check_in", cmd.by, previous=previous)
         return {"session_id": plan.session_id}
 
     def advance(self, cmd: Any) -> dict[str, Any]:
@@ -230,8 +231,10 @@ class SessionMachine:
 
     # --- inside the steps -----------------------------------------------------------
 
-    def _enter_phase(self, target: Phase, by: str, *, why: str | None = None) -> None:
-        previous = self.state.phase
+    def _enter_phase(
+        self, target: Phase, by: str, *, why: str | None = None, previous: Phase | None = None
+    ) -> None:
+        previous = previous or self.state.phase
         self._log.emit("phase_changed", {"from": previous, "to": target, "by": by})
         self._lights.show_phase(target, by)
         if previous == "infusion":

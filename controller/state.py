@@ -75,10 +75,11 @@ class SessionState:
                 overrides = plan.protocol.model_dump(exclude_none=True)
                 self.protocol = self._config.protocol.model_copy(update=overrides)
                 self.infusion_target_s = self.protocol.infusion_minutes * 60
+                # A started session is at check-in from its first event: a room killed before
+                # the phase_changed that follows must not resume a session in idle or ended.
+                self._enter("check_in", event.ts)
             case "phase_changed":
-                self.phase = data["to"]
-                self.phase_started_at = event.ts
-                self.phase_started_mono = mono_at(self._clock, event.ts)
+                self._enter(data["to"], event.ts)
             case "confirmed":
                 self.confirmed[data["item"]] = data["by"]
             case "infusion_started":
@@ -108,6 +109,11 @@ class SessionState:
                 self._reset()
             case _:
                 pass
+
+    def _enter(self, phase: Phase, ts: datetime) -> None:
+        self.phase = phase
+        self.phase_started_at = ts
+        self.phase_started_mono = mono_at(self._clock, ts)
 
     def infusion_elapsed_s(self) -> float:
         """Seconds the infusion has run (frozen once completed or stopped)."""

@@ -226,3 +226,21 @@ def test_a_call_and_an_emergency_before_start_session_survive_a_resume(tmp_path:
     assert resumed["lights"] == live["lights"]
     assert resumed["timers"]["call_escalate"] == live["timers"]["call_escalate"]
     again.close()
+
+
+def test_a_room_killed_right_after_session_started_resumes_at_check_in(tmp_path: Path) -> None:
+    # Between session_started and the phase_changed that follows, a kill -9 left a session
+    # running in "ended"; every step refused ("no session is running").
+    live = Harness(tmp_path / "live")
+    live.plan()
+    live.ok("start_session")
+    started = live.journal.last_event("session_started")
+    assert started is not None
+    live.journal.close()
+    cut_journal(tmp_path / "live" / "journal.sqlite", tmp_path / "cut", started.seq)
+    again = Harness(tmp_path / "cut", online=False)
+    assert again.room.phase == "check_in"
+    assert again.room.session.state.session_id == "s-001"
+    reply = again.send("advance", b'{"request_id": "after-resume", "by": "dr-lee"}')
+    assert reply.ok and reply.result == {"phase": "integration"}
+    again.close()

@@ -81,7 +81,10 @@ def test_session_started_takes_the_plan_and_clears_the_pending_one(f: Facts) -> 
     assert s.tracks == ["a.ogg", "b.ogg"]
     assert s.pending_plan is None
     assert s.music_mode == "music"
-    assert s.phase == "idle", "the phase is the phase_changed event's to set"
+    # A started session is at check-in from its first event (a room killed before the
+    # phase_changed that follows must not resume a running session in idle).
+    assert s.phase == "check_in"
+    assert s.phase_started_at == f.clock.now()
 
 
 def test_session_started_applies_the_plans_protocol_overrides(f: Facts) -> None:
