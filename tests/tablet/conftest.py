@@ -103,12 +103,23 @@ class Stack:
         )
 
     def publish_plan(self, session_id: str) -> None:
+        """The session's plan: a long playlist (each simulated track plays 9 s here) and a long
+        infusion, so both still run when the tests reach them; the call's escalation and
+        reminder late enough not to race the page; alarm settings from the plan."""
         plan = {
             "session_id": session_id,
             "patient_ref": "P-7F3A",
             "session_number": 2,
             "music_mode": "music",
-            "playlist": ["intentions/arvo-part.ogg", "intentions/strings.ogg"],
+            "playlist": ["intentions/arvo-part.ogg", "intentions/strings.ogg"]
+            + [f"infusion/{n:02d}.ogg" for n in range(1, 61)],
+            "protocol": {"infusion_minutes": 240, "call_escalate_s": 600, "call_reminder_s": 3600},
+            # stale_s 60 room seconds is 1 s here: a loaded test machine's late samples are
+            # not "no valid SpO2" (the default 10 s would be 0.17 s).
+            "alarms": {
+                "spo2_low": {"limit": 91, "priority": "medium", "delay_s": 10},
+                "stale_s": 60,
+            },
         }
         assert self.probe is not None
         self.probe.publish("plan", json.dumps(plan).encode(), retain=True)
