@@ -459,6 +459,8 @@
       case "call_acknowledged": return "Call acknowledged by " + d.by;
       case "call_cleared": return "Call cleared" + (d.by ? " by " + d.by : "") + (d.where ? " (" + d.where + ")" : "");
       case "emergency": return "EMERGENCY: " + d.reason + " (" + d.by + ")";
+      case "infusion_stopped": return "Infusion stopped: " + d.reason + (d.by ? " (" + d.by + ")" : "");
+      case "music_stopped": return "Music stopped (" + String(d.reason).replace(/_/g, " ") + ")" + (d.by ? " by " + d.by : "") + (d.note ? ": " + d.note : "");
       case "command_rejected": return "Command " + d.verb + " rejected: " + d.code;
       case "session_started": return "Session started";
       case "session_ended": {

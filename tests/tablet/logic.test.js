@@ -275,3 +275,9 @@ test("session_ended says whether the patient was discharged and which alarms wer
     L.eventText({ type: "session_ended", data: { reason: "transferred", by: "a", discharged: false, from_phase: "infusion", open_alarms: [{ id: "e", code: "emergency", priority: "high", state: "active" }] } }),
     "Session ended: transferred (not discharged, from Infusion) — unacknowledged: emergency");
 });
+
+test("cutting the playlist short reads with its reason", () => {
+  assert.equal(L.eventText({ type: "music_stopped", data: { reason: "phase_changed", by: "dr-lee", note: "patient wants to talk now" } }), "Music stopped (phase changed) by dr-lee: patient wants to talk now");
+  assert.equal(L.eventText({ type: "music_stopped", data: { reason: "playlist_ended" } }), "Music stopped (playlist ended)");
+  assert.equal(L.eventText({ type: "infusion_stopped", data: { reason: "patient asked to stop", by: "dr-lee" } }), "Infusion stopped: patient asked to stop (dr-lee)");
+});

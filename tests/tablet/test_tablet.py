@@ -483,9 +483,11 @@ def test_during_the_playlist_advance_is_not_invited_and_asks_why(page: Page, sta
     stack.probe.wait_event(
         "music_stopped", 10, reason="phase_changed", note="patient wants to talk now"
     )
+    page.wait_text("#r-events", "Music stopped (phase changed) by dr-lee: patient wants to talk")
 
 
 def test_an_emergency_then_the_end_of_the_session(page: Page, stack: Stack) -> None:
+    assert stack.probe is not None
     # "Other…" with nothing typed asks what is happening; cancelled, nothing is sent.
     page.click("#emergency-presets [data-preset='']")
     answer(page, None)
