@@ -219,7 +219,9 @@
         if (gap) catchUp(r);
       }
     }
-    if (isNew && app.connected) catchUp(r);
+    // A room that did not answer the events query (it was reconnecting after the broker came
+    // back, say) is asked again once it is heard live.
+    if ((isNew || (r.catchFailed && live)) && app.connected) catchUp(r);
     render();
   }
 
@@ -401,12 +403,12 @@
       let since = r.maxSeq ? r.maxSeq + 1 : null;
       if (since === null) {
         const probe = await request(r.id, "events", { since_seq: Number.MAX_SAFE_INTEGER, limit: 1 }, true);
-        if (!probe || !probe.ok) { if (!probe) r.catchNote = "The room did not answer the events query."; return; }
+        if (!probe || !probe.ok) { if (!probe) noAnswer(r); return; }
         since = Math.max(1, (probe.result.last_seq || 0) - FIRST_WINDOW + 1);
       }
       for (let page = 0; page < 100 && app.connected; page++) {
         const reply = await request(r.id, "events", { since_seq: since, limit: 1000 }, true);
-        if (!reply) { r.catchNote = "The room did not answer the events query."; return; }
+        if (!reply) { noAnswer(r); return; }
         if (!reply.ok) return;
         ingest(r, reply.result.events || []);
         app.debug.catchups.push({ room: r.id, since, got: (reply.result.events || []).length, last_seq: reply.result.last_seq });
@@ -415,11 +417,17 @@
         since = next;
       }
       r.catchNote = "";
+      r.catchFailed = false;
     } finally {
       r.catching = false;
       render();
       if (r.catchAgain) { r.catchAgain = false; catchUp(r); }
     }
+  }
+
+  function noAnswer(r) {
+    r.catchNote = "The room did not answer the events query.";
+    r.catchFailed = true;
   }
 
   function intOf(id) {

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.tablet.conftest import ARTIFACTS, PASSWORD, ROOM_ID, TOP, USER, Stack
+from tests.tablet.conftest import ARTIFACTS, MANUAL_ROOM_ID, PASSWORD, ROOM_ID, TOP, USER, Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -50,6 +50,7 @@ class Page:
     def __init__(self, driver: Any, stack: Stack) -> None:
         self.d = driver
         self.stack = stack
+        self.window: tuple[int, int] = (1280, 1400)
 
     def css(self, selector: str) -> Any:
         return self.d.find_element("css selector", selector)
@@ -72,7 +73,10 @@ class Page:
                 return value
             if time.monotonic() > deadline:
                 self.shot(f"timeout-{what.replace(' ', '-')[:40]}")
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+                console = "\n".join(m["message"] for m in self.d.get_log("browser"))
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what}; the page's console:\n{console}"
+                )
             time.sleep(0.1)
 
     def wait_css(self, selector: str, timeout: float = 10.0) -> Any:
@@ -134,15 +138,21 @@ class Page:
         self.d.save_screenshot(str(path))
         return path
 
-    def viewport(self, width: int | None, height: int | None = None) -> None:
-        """Emulate a tablet's CSS viewport (None: back to the window)."""
-        if width is None:
-            self.d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    def viewport(self, size: tuple[int, int] | None) -> None:
+        """Size the window so the page's CSS viewport is a tablet's (None: back as it was).
+
+        The window is resized rather than emulated (CDP device metrics): clicks after an
+        emulation was cleared could land off their target.
+        """
+        if size is None:
+            self.d.set_window_size(*self.window)
             return
-        self.d.execute_cdp_cmd(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-        )
+        width, height = size
+        now = self.d.get_window_size()
+        self.window = (now["width"], now["height"])
+        self.d.set_window_size(width, height)
+        inner = self.js("return [window.innerWidth, window.innerHeight]")
+        self.d.set_window_size(2 * width - inner[0], 2 * height - inner[1])
 
     def banner_levels(self) -> list[str]:
         """The banner's lines, top to bottom, by level (the "+N more" line left out)."""
@@ -292,7 +302,7 @@ def test_a_session_through_the_safety_gate(page: Page, stack: Stack) -> None:
 def test_the_vitals_are_on_the_first_screen_of_a_tablet(page: Page, orientation: str) -> None:
     """SpO2, HR and the last blood pressure with its age, without scrolling."""
     width, height = TABLET_SIZES[orientation]
-    page.viewport(width, height)
+    page.viewport((width, height))
     try:
         page.click("#back")
         page.open_room()  # a room opens at its top
@@ -382,6 +392,49 @@ def test_a_call_is_acknowledged_and_cleared(page: Page, stack: Stack) -> None:
     page.wait_text("#r-call", "No call")
 
 
+def test_hand_entered_vitals_are_prompted_and_a_missed_prompt_is_an_alarm(
+    page: Page, stack: Stack
+) -> None:
+    """A manual-monitoring room: `vitals_due` is a prompt, `manual_vitals_overdue` an alarm."""
+    probe = stack.start_manual_room()
+    plan = {"session_id": "manual-1", "patient_ref": "P-22B1", "session_number": 1}
+    probe.publish("plan", json.dumps({**plan, "playlist": ["a.ogg"]}).encode(), retain=True)
+    probe.ok("start_session")
+    for _ in range(3):
+        probe.ok("advance")
+    for item in ("readiness", "consent"):
+        probe.ok("confirm", item=item)
+    probe.ok("record_vitals", sys=118, dia=76, spo2=97, hr=70)
+    probe.ok("advance")
+    probe.ok("confirm", item="iv_line")
+    probe.ok("start_infusion")
+    page.click("#back")
+    page.click(f".room-card[data-room='{MANUAL_ROOM_ID}']")
+    page.wait_text("#title", MANUAL_ROOM_ID)
+    prompt = page.wait_css("#v-prompts li.prompt[data-kind=vitals]", timeout=15)
+    assert prompt.text.startswith("SpO2/HR by hand due")
+    page.wait(lambda: "room-8: SpO2/HR by hand due" in page.text("#banner"), 5, "the prompt")
+    # Nobody answers: at the next prompt the room raises the technical alarm.
+    page.wait_css("#r-alarms li.alarm.medium[data-code=manual_vitals_overdue]", timeout=15)
+    page.wait_text("#v-prompts", "the last one was missed")
+    page.shot("manual-vitals-prompt-missed-and-alarm")
+    page.css("#rv-spo2").send_keys("96")
+    page.css("#rv-hr").send_keys("74")
+    page.act("[data-verb=record_vitals]", "record_vitals")
+    page.wait(
+        lambda: (
+            not page.all("#r-alarms li[data-code=manual_vitals_overdue]")
+            and "missed" not in page.text("#v-prompts")
+        ),
+        10,
+        "the alarm cleared and the missed prompt answered",
+    )
+    probe.ok("end_session", reason="the manual-monitoring test is over")
+    page.wait_text("#r-phase", "Ended")
+    page.click("#back")
+    page.open_room()
+
+
 def test_an_error_reply_is_shown_in_words(page: Page) -> None:
     # The playlist comes from the session_started event; a preview is refused in infusion.
     page.wait(lambda: page.all("#m-track option[value='intentions/strings.ogg']"), 5, "tracks")
@@ -443,10 +496,14 @@ def test_a_lost_broker_is_loud_and_the_page_catches_up_after_it(page: Page, stac
 
 
 def test_a_room_that_stops_updating_is_shown_loudly(page: Page) -> None:
-    # The room republishes at least every 10 s; pretend its last state came 30 s ago.
-    page.js(f"tablet.rooms.get('{ROOM_ID}').stateAt = Date.now() - 30000")
-    page.wait_text("#room-health", "NOT UPDATING", timeout=5)
-    page.wait(lambda: "NO UPDATE FOR" in page.text("#banner"), 5, "stale room in the banner")
+    # The room republishes at least every 10 s; pretend its last state came 30 s ago (again
+    # at each look: a live state arriving meanwhile would end the pretence).
+    def stale_and(selector: str, needle: str) -> bool:
+        page.js(f"tablet.rooms.get('{ROOM_ID}').stateAt = Date.now() - 30000")
+        return needle in page.text(selector)
+
+    page.wait(lambda: stale_and("#room-health", "NOT UPDATING"), 5, "the room not updating")
+    page.wait(lambda: stale_and("#banner", "NO UPDATE FOR"), 5, "stale room in the banner")
 
 
 def answer(page: Page, reason: str | None) -> None:
