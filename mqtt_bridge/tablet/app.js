@@ -160,7 +160,7 @@
 
   /** Log out, after asking when a room still has an unacknowledged alarm or a waiting call. */
   async function confirmLogout() {
-    const open = attention().lines.filter((l) => l.room && l.level !== "prompt").map((l) => l.text);
+    const open = attention().lines.filter((l) => l.kind === "alarm" || l.kind === "call").map((l) => l.text);
     if (open.length) {
       const yes = await ask({
         title: "Log out with alarms open?",

@@ -283,8 +283,9 @@
   }
 
   /**
-   * What needs attention across rooms, most urgent first: {lines: [{level, room, text}],
-   * worst} where worst is the sound to play (high, call, medium, low or null).
+   * What needs attention across rooms, most urgent first: {lines: [{level, kind, room, text}],
+   * worst} where worst is the sound to play (high, call, medium, low or null) and kind is
+   * broker, room (offline or silent), alarm, call or prompt.
    * rooms: [{id, health, phase, alarms, call, roomNowMs, prompts}]; lostForS: seconds since
    * the broker connection was lost (null while connected).
    */
@@ -293,27 +294,27 @@
     let worst = null;
     const bump = (k) => { if (worst === null || attentionRank(k) < attentionRank(worst)) worst = k; };
     if (lostForS !== null && lostForS !== undefined) {
-      lines.push({ level: "high", room: null, text: "CONNECTION TO THE BROKER LOST " + Math.round(lostForS) + " s ago — rooms are NOT being watched. Reconnecting…" });
+      lines.push({ level: "high", kind: "broker", room: null, text: "CONNECTION TO THE BROKER LOST " + Math.round(lostForS) + " s ago — rooms are NOT being watched. Reconnecting…" });
       bump("medium");
     }
     for (const r of rooms) {
       const inSession = r.phase && r.phase !== "idle" && r.phase !== "ended";
       if (r.health.level === "offline" || r.health.level === "stale") {
-        lines.push({ level: inSession ? "high" : "medium", room: r.id, text: r.id + ": ROOM " + r.health.text + (inSession ? " during " + phaseLabel(r.phase) : "") });
+        lines.push({ level: inSession ? "high" : "medium", kind: "room", room: r.id, text: r.id + ": ROOM " + r.health.text + (inSession ? " during " + phaseLabel(r.phase) : "") });
         if (inSession) bump("medium");
       }
       for (const a of sortAlarms(r.alarms)) {
         if (a.state === "acknowledged") continue;
         const left = silenceLeft(a, r.roomNowMs);
-        lines.push({ level: a.priority, room: r.id, text: r.id + ": " + String(a.priority).toUpperCase() + (reactivated(a) ? " ALARM AGAIN — " : " ALARM — ") + a.message + (left > 0 ? " (silenced " + Math.ceil(left) + " s)" : "") });
+        lines.push({ level: a.priority, kind: "alarm", room: r.id, text: r.id + ": " + String(a.priority).toUpperCase() + (reactivated(a) ? " ALARM AGAIN — " : " ALARM — ") + a.message + (left > 0 ? " (silenced " + Math.ceil(left) + " s)" : "") });
       }
       const sp = soundingPriority(r.alarms, r.roomNowMs);
       if (sp) bump(sp);
       if (r.call === "placed" || r.call === "escalated") {
-        lines.push({ level: r.call === "escalated" ? "high" : "call", room: r.id, text: r.id + ": PATIENT CALL" + (r.call === "escalated" ? " — ESCALATED" : "") });
+        lines.push({ level: r.call === "escalated" ? "high" : "call", kind: "call", room: r.id, text: r.id + ": PATIENT CALL" + (r.call === "escalated" ? " — ESCALATED" : "") });
         bump("call");
       }
-      for (const p of r.prompts || []) lines.push({ level: "prompt", room: r.id, text: r.id + ": " + p.text });
+      for (const p of r.prompts || []) lines.push({ level: "prompt", kind: "prompt", room: r.id, text: r.id + ": " + p.text });
     }
     lines.sort((a, b) => attentionRank(a.level) - attentionRank(b.level));
     return { lines, worst };

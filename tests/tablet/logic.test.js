@@ -145,6 +145,7 @@ test("the banner puts high alarms first, then the call, then medium, low and pro
   ];
   const att = L.attention(rooms, null);
   assert.deepEqual(att.lines.map((l) => l.level), ["high", "call", "medium", "low", "prompt"]);
+  assert.deepEqual(att.lines.map((l) => l.kind), ["alarm", "call", "alarm", "alarm", "prompt"]);
   assert.equal(att.lines[0].text, "room-2: HIGH ALARM — SpO2 86 below 88");
   assert.equal(att.lines[1].text, "room-1: PATIENT CALL");
   // The banner shows four lines and "+N more": a high alarm is never among the hidden ones.
@@ -163,6 +164,7 @@ test("a lost broker and a silent room in session are high lines; acknowledged al
     "CONNECTION TO THE BROKER LOST 12 s ago — rooms are NOT being watched. Reconnecting…",
     "room-3: ROOM NO UPDATE FOR 40 s during Infusion",
   ]);
+  assert.deepEqual(att.lines.map((l) => l.kind), ["broker", "room"]);
   assert.equal(att.worst, "medium");
 });
 
