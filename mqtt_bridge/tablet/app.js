@@ -29,7 +29,7 @@
       r = {
         id, status: undefined, state: null, stateAt: null, alarms: [], alarmsKey: "",
         vitals: null, vitalsAt: null, nibp: null, spo2: [], hr: [], events: [], seen: new Set(),
-        maxSeq: 0, lastGate: null, confirmed: {}, tracks: [], replies: [], offset: null, heardAt: null,
+        maxSeq: 0, lastGate: null, confirmed: {}, prompts: [], tracks: [], replies: [], offset: null, heardAt: null,
         catching: false, catchAgain: false, catchNote: "",
       };
       app.rooms.set(id, r);
@@ -158,6 +158,20 @@
     render();
   }
 
+  /** Log out, after asking when a room still has an unacknowledged alarm or a waiting call. */
+  async function confirmLogout() {
+    const open = attention().lines.filter((l) => l.kind === "alarm" || l.kind === "call").map((l) => l.text);
+    if (open.length) {
+      const yes = await ask({
+        title: "Log out with alarms open?",
+        text: "Still open: " + open.slice(0, 3).join("; ") + (open.length > 3 ? " (+" + (open.length - 3) + " more)" : "") + ". After logging out this tablet no longer shows or sounds them.",
+        ok: "Log out anyway",
+      });
+      if (!yes) return;
+    }
+    logout(false);
+  }
+
   // --- messages -----------------------------------------------------------------------
 
   function onMessage(topic, payload, packet) {
@@ -205,7 +219,9 @@
         if (gap) catchUp(r);
       }
     }
-    if (isNew && app.connected) catchUp(r);
+    // A room that did not answer the events query (it was reconnecting after the broker came
+    // back, say) is asked again once it is heard live.
+    if ((isNew || (r.catchFailed && live)) && app.connected) catchUp(r);
     render();
   }
 
@@ -234,6 +250,7 @@
     const sid = r.state ? r.state.session_id : null;
     const mine = sid ? r.events.filter((e) => e.session_id === sid) : [];
     r.confirmed = L.confirmedItems(mine, sid);
+    r.prompts = L.duePrompts(mine, sid);
     let gate = null;
     for (const e of mine) {
       if (e.type === "gate_checked") {
@@ -386,12 +403,12 @@
       let since = r.maxSeq ? r.maxSeq + 1 : null;
       if (since === null) {
         const probe = await request(r.id, "events", { since_seq: Number.MAX_SAFE_INTEGER, limit: 1 }, true);
-        if (!probe || !probe.ok) { if (!probe) r.catchNote = "The room did not answer the events query."; return; }
+        if (!probe || !probe.ok) { if (!probe) noAnswer(r); return; }
         since = Math.max(1, (probe.result.last_seq || 0) - FIRST_WINDOW + 1);
       }
       for (let page = 0; page < 100 && app.connected; page++) {
         const reply = await request(r.id, "events", { since_seq: since, limit: 1000 }, true);
-        if (!reply) { r.catchNote = "The room did not answer the events query."; return; }
+        if (!reply) { noAnswer(r); return; }
         if (!reply.ok) return;
         ingest(r, reply.result.events || []);
         app.debug.catchups.push({ room: r.id, since, got: (reply.result.events || []).length, last_seq: reply.result.last_seq });
@@ -400,11 +417,17 @@
         since = next;
       }
       r.catchNote = "";
+      r.catchFailed = false;
     } finally {
       r.catching = false;
       render();
       if (r.catchAgain) { r.catchAgain = false; catchUp(r); }
     }
+  }
+
+  function noAnswer(r) {
+    r.catchNote = "The room did not answer the events query.";
+    r.catchFailed = true;
   }
 
   function intOf(id) {
@@ -420,29 +443,55 @@
     render();
   }
 
-  /** A button in the room view: build the command's arguments and send it. */
-  function act(btn) {
+  /** A button in the room view: build the command's arguments (asking first where the
+   * action is grave) and send it. */
+  async function act(btn) {
     const r = app.current && room(app.current);
     if (!r) return;
     const verb = btn.dataset.verb;
     const args = {};
     if (verb === "confirm") args.item = btn.dataset.item;
+    if (verb === "advance" && L.nextStep(r.state, r.lastGate, r.confirmed).advance === "cuts_music") {
+      const answer = await ask({
+        title: "Cut the music short?",
+        text: "The playlist is still playing: the debrief normally follows it. Advancing now stops the music. Why?",
+        reason: "Reason to stop the music now (required)", ok: "Advance and stop the music",
+      });
+      if (!answer) return;
+      args.reason = answer.reason;
+    }
     if (verb === "advance" || verb === "start_infusion") {
       const reason = $("override").value.trim();
       if (reason) args.override = { reason };
       $("override").value = "";
     }
-    if (verb === "stop_infusion" || verb === "emergency") {
-      const field = verb === "emergency" ? "emergency-reason" : "stop-reason";
-      const reason = $(field).value.trim();
-      if (!reason) return localError(r, verb, "Give a reason first (not sent).", field);
+    if (verb === "stop_infusion") {
+      const reason = $("stop-reason").value.trim();
+      if (!L.hasWords(reason)) return localError(r, verb, "Give a reason in words first (not sent).", "stop-reason");
       args.reason = reason;
-      $(field).value = "";
+      $("stop-reason").value = "";
+    }
+    if (verb === "emergency") {
+      // One tap on a preset declares it; "Other…" needs the typed details, or asks for them.
+      let reason = L.emergencyReason(btn.dataset.preset, $("emergency-reason").value);
+      if (!reason) {
+        const answer = await ask({ title: "Emergency", text: "What is happening?", reason: "Reason (required)", ok: "Declare the emergency" });
+        if (!answer) return;
+        reason = answer.reason;
+      }
+      args.reason = reason;
+      $("emergency-reason").value = "";
     }
     if (verb === "end_session") {
-      const reason = $("end-reason").value.trim();
-      if (reason) args.reason = reason;
-      $("end-reason").value = "";
+      const open = r.alarms.filter((a) => a.state !== "acknowledged").length;
+      const answer = await ask({
+        title: "End the session of " + r.id + "?",
+        text: "The session ends now, in " + L.phaseLabel(r.state && r.state.phase) + ", without discharge" +
+          (open ? "; " + open + " unacknowledged alarm" + (open === 1 ? "" : "s") + " will be recorded as open" : "") + ". Why?",
+        reason: "Reason to end the session (required)", ok: "End the session",
+      });
+      if (!answer) return;
+      args.reason = answer.reason;
     }
     if (verb === "alarm_ack") args.alarm_id = btn.dataset.alarm;
     if (verb === "alarm_silence") args.seconds = Number(btn.dataset.seconds);
@@ -464,6 +513,44 @@
       for (const k of ["sys", "dia", "hr", "spo2"]) $("rv-" + k).value = "";
     }
     request(r.id, verb, args);
+  }
+
+  // --- questions before grave actions ------------------------------------------------
+
+  /**
+   * Ask before an action: {title, text, ok, reason: placeholder or absent}. Resolves with
+   * {reason} (the words typed, when a reason was asked) or null when cancelled. A reason must
+   * hold words, as the room requires.
+   */
+  function ask(q) {
+    const box = $("ask");
+    if (app.asking) app.asking(null);
+    setText("ask-title", q.title);
+    setText("ask-text", q.text || "");
+    setText("ask-ok", q.ok);
+    setText("ask-error", "");
+    const field = $("ask-reason");
+    field.hidden = !q.reason;
+    field.value = "";
+    field.placeholder = q.reason || "";
+    box.hidden = false;
+    (q.reason ? field : $("ask-cancel")).focus();
+    return new Promise((resolve) => {
+      app.asking = (answer) => { app.asking = null; box.hidden = true; resolve(answer); };
+      app.askReason = !!q.reason;
+    });
+  }
+
+  function answerAsk(ev) {
+    ev.preventDefault();
+    if (!app.asking) return;
+    const reason = $("ask-reason").value.trim();
+    if (app.askReason && !L.hasWords(reason)) {
+      setText("ask-error", "Give the reason in words (required).");
+      $("ask-reason").focus();
+      return;
+    }
+    app.asking(app.askReason ? { reason } : {});
   }
 
   // --- sound (WebAudio) ---------------------------------------------------------------
@@ -515,39 +602,12 @@
   // --- what needs attention, across rooms ---------------------------------------------
 
   function attention() {
-    const lines = [];
-    let worst = null;
-    const rank = (k) => ({ high: 4, medium: 3, call: 2, low: 1 })[k] || 0;
-    const bump = (k) => { if (rank(k) > rank(worst)) worst = k; };
-    if (app.everConnected && !app.connected) {
-      const s = app.lostAt ? Math.round((Date.now() - app.lostAt) / 1000) : 0;
-      lines.push({ level: "high", room: null, text: "CONNECTION TO THE BROKER LOST " + s + " s ago — rooms are NOT being watched. Reconnecting…" });
-      bump("medium");
-    }
-    for (const r of app.rooms.values()) {
-      const h = health(r);
-      const phase = r.state ? r.state.phase : null;
-      const inSession = phase && phase !== "idle" && phase !== "ended";
-      if (h.level === "offline" || h.level === "stale") {
-        lines.push({ level: inSession ? "high" : "medium", room: r.id, text: r.id + ": ROOM " + h.text + (inSession ? " during " + L.phaseLabel(phase) : "") });
-        if (inSession) bump("medium");
-      }
-      for (const a of L.sortAlarms(r.alarms)) {
-        if (a.state === "acknowledged") continue;
-        const left = L.silenceLeft(a, roomNow(r));
-        lines.push({ level: a.priority, room: r.id, text: r.id + ": " + a.priority.toUpperCase() + " ALARM — " + a.message + (left > 0 ? " (silenced " + Math.ceil(left) + " s)" : "") });
-      }
-      const sp = L.soundingPriority(r.alarms, roomNow(r));
-      if (sp) bump(sp);
-      const call = r.state && r.state.call ? r.state.call.state : "idle";
-      if (call === "placed" || call === "escalated") {
-        lines.push({ level: call === "escalated" ? "high" : "call", room: r.id, text: r.id + ": PATIENT CALL" + (call === "escalated" ? " — ESCALATED" : "") });
-        bump("call");
-      }
-    }
-    const order = { high: 0, medium: 1, call: 2, low: 3 };
-    lines.sort((a, b) => (order[a.level] || 9) - (order[b.level] || 9));
-    return { lines, worst };
+    const lost = app.everConnected && !app.connected ? (app.lostAt ? (Date.now() - app.lostAt) / 1000 : 0) : null;
+    const rooms = Array.from(app.rooms.values()).map((r) => ({
+      id: r.id, health: health(r), phase: r.state ? r.state.phase : null, alarms: r.alarms,
+      call: r.state && r.state.call ? r.state.call.state : "idle", roomNowMs: roomNow(r), prompts: r.prompts,
+    }));
+    return L.attention(rooms, lost);
   }
 
   // --- rendering ----------------------------------------------------------------------
@@ -652,7 +712,8 @@
         '<div class="mono">Infusion ' + esc(inf.text) + "</div>" +
         '<div class="mono vit">SpO2 <b>' + esc(v.spo2) + "</b> HR <b>" + esc(v.hr) + "</b> NIBP <b>" + esc(v.nibp) + "</b></div>" +
         '<div class="alarm-line ' + (top || "none") + '">' + (open.length ? esc(top.toUpperCase() + ": " + L.sortAlarms(open)[0].message + (open.length > 1 ? " (+" + (open.length - 1) + ")" : "")) : r.alarms.length ? "alarms acknowledged: " + r.alarms.length : "no alarms") + "</div>" +
-        '<div class="call-line ' + esc(call) + '">' + (call === "idle" ? "no call" : "CALL " + esc(call.toUpperCase())) + "</div>";
+        '<div class="call-line ' + esc(call) + '">' + (call === "idle" ? "no call" : "CALL " + esc(call.toUpperCase())) + "</div>" +
+        r.prompts.map((p) => '<div class="prompt-line">' + esc(p.text) + "</div>").join("");
       if (card.innerHTML !== html) card.innerHTML = html;
     });
   }
@@ -685,7 +746,7 @@
     $("r-infusion").className = "infusion" + (inf.running ? " running" : "");
 
     const step = L.nextStep(s, r.lastGate, r.confirmed);
-    setText("r-next", step.next ? L.phaseLabel(step.next).replace("start_infusion", "start the infusion") : "-");
+    setText("r-next", step.next ? L.phaseLabel(step.next).replace("start_infusion", "start the infusion") + (step.when ? " " + step.when : "") : "-");
     const gateHtml = step.items.map((i) =>
       '<li class="' + (i.met ? "met" : "unmet") + '" data-item="' + esc(i.key) + '"><span class="tick">' + (i.met ? "✓" : "✗") + "</span> " + esc(i.label) +
       (i.met ? "" : '<div class="why">' + esc(i.detail) + "</div>") + "</li>").join("");
@@ -705,8 +766,13 @@
       if (b.dataset.verb === "call_clear") ok = ok && call !== "idle";
       if (b.dataset.verb === "start_infusion") ok = ok && !(s.infusion && s.infusion.started_at);
       if (b.dataset.verb === "stop_infusion") ok = ok && !!(s.infusion && s.infusion.running);
+      if (b.dataset.verb === "advance") ok = ok && step.advance !== "blocked";
       b.disabled = !ok;
     }
+    // Advance is the invited next step only when nothing would be cut short by it.
+    const adv = $("advance");
+    adv.className = "act" + (step.advance ? " quiet" : " primary");
+    setText("advance", step.advance === "cuts_music" ? "Advance (stops the music)…" : "Advance");
 
     // Alarms: rebuild the list only when it changes (buttons stay under the finger).
     const key = JSON.stringify(r.alarms);
@@ -715,8 +781,8 @@
       $("r-alarms").dataset.room = r.id;
       const list = L.sortAlarms(r.alarms);
       $("r-alarms").innerHTML = list.length ? list.map((a) =>
-        '<li class="alarm ' + esc(a.priority) + " " + esc(a.state) + '" data-code="' + esc(a.code) + '">' +
-        '<div class="row between"><span class="prio">' + esc(a.priority.toUpperCase()) + " · " + esc(a.state) + "</span>" +
+        '<li class="alarm ' + esc(a.priority) + " " + esc(a.state) + (L.reactivated(a) ? " reactivated" : "") + '" data-code="' + esc(a.code) + '">' +
+        '<div class="row between"><span class="prio">' + esc(a.priority.toUpperCase()) + " · " + esc(L.alarmStateText(a)) + "</span>" +
         '<span class="mono sil" data-id="' + esc(a.id) + '"></span></div>' +
         '<div class="msg">' + esc(a.message) + "</div>" +
         '<div class="muted small-text">' + esc(a.code) + " · " + esc(a.kind) + (a.value !== null && a.value !== undefined ? " · value " + esc(a.value) : "") + (a.limit !== null && a.limit !== undefined ? " · limit " + esc(a.limit) : "") + " · since " + esc(String(a.raised_at || "").slice(11, 19)) + "</div>" +
@@ -750,7 +816,16 @@
     const span = hrs.length ? Math.max(30, Math.max.apply(null, hrs) - Math.min.apply(null, hrs) + 10) : 30;
     $("s-hr").firstElementChild.setAttribute("d", L.sparkPath(r.hr, 160, 36, mid - span / 2, mid + span / 2));
     const nibpAge = r.nibp ? (roomNow(r) - L.parseTs(r.nibp.ts)) / 1000 : null;
-    setText("v-nibp-age", r.nibp ? "MAP " + r.nibp.map + " · " + (nibpAge < 90 ? Math.max(0, Math.round(nibpAge)) + " s ago" : Math.round(nibpAge / 60) + " min ago") + (r.nibp.by ? " · by " + r.nibp.by : "") : "no reading");
+    setText("v-nibp-age", r.nibp ? (nibpAge < 90 ? Math.max(0, Math.round(nibpAge)) + " s ago" : Math.round(nibpAge / 60) + " min ago") + " · MAP " + r.nibp.map + (r.nibp.by ? " · by " + r.nibp.by : "") : "no reading");
+    const prompts = r.prompts.map((p) => '<li class="prompt' + (p.escalated ? " escalated" : "") + '" data-kind="' + esc(p.kind) + '">' + esc(p.text) +
+      ' <span class="muted">since ' + esc(String(p.since || "").slice(11, 19)) + "</span></li>").join("");
+    if ($("v-prompts").innerHTML !== prompts) $("v-prompts").innerHTML = prompts;
+    const limits = L.limitItems(s.alarm_limits);
+    for (const vital of ["spo2", "hr", "nibp", "other"]) {
+      const html = limits[vital].length ? '<span class="label">' + (vital === "other" ? "Alarms" : "Limits") + "</span> " + limits[vital].map((l) =>
+        '<span class="limit' + (l.plan ? " plan" : "") + '" data-code="' + esc(l.code) + '">' + esc(l.text) + (l.plan ? ' <b class="src">plan</b>' : "") + "</span>").join(" · ") : "";
+      if ($("lim-" + vital).innerHTML !== html) $("lim-" + vital).innerHTML = html;
+    }
     setText("v-quality", "Oximeter: " + v.quality + (r.vitals && r.vitals.pi !== null && r.vitals.pi !== undefined ? " · PI " + r.vitals.pi : ""));
     const due = L.parseTs(s.next_nibp_due_at);
     setText("v-next-nibp", due ? ((due - roomNow(r)) >= 0 ? "Next NIBP in " + L.fmtDuration((due - roomNow(r)) / 1000) : "NIBP overdue by " + L.fmtDuration((roomNow(r) - due) / 1000)) : "");
@@ -804,7 +879,7 @@
     sel.innerHTML = SCENES.map((s) => '<option value="' + s + '">' + s + "</option>").join("");
     $("login").addEventListener("submit", login);
     $("back").addEventListener("click", () => { app.current = null; show("overview"); });
-    $("logout").addEventListener("click", () => logout(false));
+    $("logout").addEventListener("click", confirmLogout);
     $("rooms").addEventListener("click", (ev) => {
       const card = ev.target.closest("[data-room]");
       if (card) openRoom(card.dataset.room);
@@ -821,6 +896,8 @@
       act(b);
     });
     $("record-form").addEventListener("submit", (ev) => ev.preventDefault());
+    $("ask-form").addEventListener("submit", answerAsk);
+    $("ask-cancel").addEventListener("click", () => { if (app.asking) app.asking(null); });
     for (const out of ["headphones", "speakers"]) {
       $("m-vol-" + out).addEventListener("change", (ev) => {
         if (app.current) request(app.current, "music", { action: "volume", output: out, level: Number(ev.target.value) / 100 });

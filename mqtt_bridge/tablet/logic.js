@@ -168,9 +168,14 @@
         };
       }
       if (inf.running) {
-        return { next: "debrief", gate: null, items: [], note: "Infusion running: advance once it completes (or stop_infusion)." };
+        return { next: "debrief", when: "when the infusion completes", advance: "blocked", gate: null, items: [], note: "Infusion running: the debrief follows when it completes (or stop_infusion)." };
       }
-      return { next: "debrief", gate: null, items: [], note: inf.completed ? "Infusion complete: advance to debrief." : "Infusion stopped: advance to debrief." };
+      const ended = inf.completed ? "Infusion complete" : "Infusion stopped";
+      if (s.music && s.music.playing) {
+        // The room keeps the debrief for the end of the playlist; cutting it needs a reason.
+        return { next: "debrief", when: "when the playlist ends", advance: "cuts_music", gate: null, items: [], note: ended + ": the playlist is still playing and the debrief follows it. Advancing now cuts the music short and asks for a reason." };
+      }
+      return { next: "debrief", gate: null, items: [], note: ended + ": advance to debrief." };
     }
     if (phase === "discharge") {
       return {
@@ -186,9 +191,26 @@
     return { next: NEXT[phase] || null, gate: GATE_ON_ENTRY[NEXT[phase]] || null, items: [], note: "" };
   }
 
+  /** Whether a clinician's reason holds words, as the room requires (letters or digits;
+   * blank, invisible or punctuation-only text is refused). */
+  function hasWords(text) {
+    return /[\p{L}\p{N}]/u.test(String(text || ""));
+  }
+
+  /** The emergency's one-tap reasons; "Other…" asks for words. */
+  const EMERGENCY_PRESETS = ["Airway", "Desaturation", "Hypotension", "Agitation"];
+
+  /** The emergency's reason: the preset, with the typed details when any ("" when neither). */
+  function emergencyReason(preset, details) {
+    const more = String(details || "").trim();
+    if (!preset) return hasWords(more) ? more : "";
+    return preset + (hasWords(more) ? " — " + more : "");
+  }
+
   /** A reply in words: "ok" with its result, or "code: message — unmet: …". */
   function replyText(reply) {
     if (!reply) return "";
+    if (reply.ok && reply.verb === "alarm_silence") return silenceText(reply.result || {});
     if (reply.ok) {
       const r = reply.result || {};
       const keys = Object.keys(r).filter((k) => k !== "events");
@@ -196,6 +218,17 @@
       return "OK" + (brief ? " (" + brief + ")" : "");
     }
     return errorText(reply.error);
+  }
+
+  /** An alarm_silence reply in words; alarms whose silence budget is spent keep sounding. */
+  function silenceText(result) {
+    const silenced = result.silenced || [];
+    const refused = result.refused || [];
+    let text = "OK — silenced " + silenced.length + " alarm" + (silenced.length === 1 ? "" : "s") + " for " + result.seconds + " s";
+    if (refused.length) {
+      text += "; REFUSED for " + refused.join(", ") + " (silence budget spent — it keeps sounding)";
+    }
+    return text;
   }
 
   function brief1(v) {
@@ -227,6 +260,116 @@
     list.sort((a, b) => open(b) - open(a) || (RANK[b.priority] || 0) - (RANK[a.priority] || 0) ||
       String(a.raised_at).localeCompare(String(b.raised_at)));
     return list;
+  }
+
+  /** Whether an alarm sounds again: acknowledged, then it got worse (the room re-activated it). */
+  function reactivated(alarm) {
+    return !!alarm && alarm.state !== "acknowledged" && alarm.value_at_ack !== null && alarm.value_at_ack !== undefined;
+  }
+
+  /** An alarm's state in words ("active", "SOUNDING AGAIN — worse than 86 at acknowledgement"). */
+  function alarmStateText(alarm) {
+    if (!reactivated(alarm)) return String(alarm.state);
+    return "SOUNDING AGAIN — worse than " + alarm.value_at_ack + " at acknowledgement";
+  }
+
+  // The banner's order and the sound's precedence: high alarms, the patient call, medium,
+  // low, then prompts (as the room's own buzzer: high, call, medium, low).
+  const ATTENTION_ORDER = ["high", "call", "medium", "low", "prompt"];
+
+  function attentionRank(level) {
+    const i = ATTENTION_ORDER.indexOf(level);
+    return i < 0 ? ATTENTION_ORDER.length : i;
+  }
+
+  /**
+   * What needs attention across rooms, most urgent first: {lines: [{level, kind, room, text}],
+   * worst} where worst is the sound to play (high, call, medium, low or null) and kind is
+   * broker, room (offline or silent), alarm, call or prompt.
+   * rooms: [{id, health, phase, alarms, call, roomNowMs, prompts}]; lostForS: seconds since
+   * the broker connection was lost (null while connected).
+   */
+  function attention(rooms, lostForS) {
+    const lines = [];
+    let worst = null;
+    const bump = (k) => { if (worst === null || attentionRank(k) < attentionRank(worst)) worst = k; };
+    if (lostForS !== null && lostForS !== undefined) {
+      lines.push({ level: "high", kind: "broker", room: null, text: "CONNECTION TO THE BROKER LOST " + Math.round(lostForS) + " s ago — rooms are NOT being watched. Reconnecting…" });
+      bump("medium");
+    }
+    for (const r of rooms) {
+      const inSession = r.phase && r.phase !== "idle" && r.phase !== "ended";
+      if (r.health.level === "offline" || r.health.level === "stale") {
+        lines.push({ level: inSession ? "high" : "medium", kind: "room", room: r.id, text: r.id + ": ROOM " + r.health.text + (inSession ? " during " + phaseLabel(r.phase) : "") });
+        if (inSession) bump("medium");
+      }
+      for (const a of sortAlarms(r.alarms)) {
+        if (a.state === "acknowledged") continue;
+        const left = silenceLeft(a, r.roomNowMs);
+        lines.push({ level: a.priority, kind: "alarm", room: r.id, text: r.id + ": " + String(a.priority).toUpperCase() + (reactivated(a) ? " ALARM AGAIN — " : " ALARM — ") + a.message + (left > 0 ? " (silenced " + Math.ceil(left) + " s)" : "") });
+      }
+      const sp = soundingPriority(r.alarms, r.roomNowMs);
+      if (sp) bump(sp);
+      if (r.call === "placed" || r.call === "escalated") {
+        lines.push({ level: r.call === "escalated" ? "high" : "call", kind: "call", room: r.id, text: r.id + ": PATIENT CALL" + (r.call === "escalated" ? " — ESCALATED" : "") });
+        bump("call");
+      }
+      for (const p of r.prompts || []) lines.push({ level: "prompt", kind: "prompt", room: r.id, text: r.id + ": " + p.text });
+    }
+    lines.sort((a, b) => attentionRank(a.level) - attentionRank(b.level));
+    return { lines, worst };
+  }
+
+  /**
+   * The prompts of the session still unanswered: hand-entered SpO2/HR (`vitals_due`, answered
+   * by `vitals_recorded` with SpO2 or HR) and the no-music check-in (`checkin_due`, answered by
+   * `checkin_recorded`). [{kind, text, since, escalated}]
+   */
+  function duePrompts(events, sessionId) {
+    const open = {};
+    for (const e of events || []) {
+      if (!sessionId || e.session_id !== sessionId) continue;
+      const d = e.data || {};
+      if (e.type === "vitals_due") open.vitals = { kind: "vitals", since: e.ts, escalated: !!d.escalated };
+      if (e.type === "vitals_recorded" && (d.spo2 !== undefined || d.hr !== undefined)) delete open.vitals;
+      if (e.type === "checkin_due") open.checkin = { kind: "checkin", since: e.ts, escalated: !!d.escalated };
+      if (e.type === "checkin_recorded") delete open.checkin;
+      if (e.type === "session_ended") { delete open.vitals; delete open.checkin; }
+    }
+    const words = { vitals: "SpO2/HR by hand due", checkin: "Check-in on the patient due" };
+    return ["vitals", "checkin"].filter((k) => open[k]).map((k) => Object.assign(open[k], {
+      text: words[k] + (open[k].escalated ? " (the last one was missed)" : ""),
+    }));
+  }
+
+  // Which limits belong beside which reading, in the order a clinician reads them.
+  const LIMITS_BY_VITAL = {
+    spo2: [["spo2_low", "<"], ["spo2_critical", "<"]],
+    hr: [["hr_low", "<"], ["hr_high", ">"]],
+    nibp: [["sys_low", "sys <"], ["sys_high", "sys >"], ["dia_high", "dia >"]],
+  };
+
+  /**
+   * The alarm limits in force (RoomState.alarm_limits) as short items beside each reading:
+   * {spo2: [{code, text, plan}], hr: […], nibp: […], other: […]}; `plan` when the session's
+   * plan set it rather than the clinic's config.
+   */
+  function limitItems(alarmLimits) {
+    const all = alarmLimits && typeof alarmLimits === "object" ? alarmLimits : {};
+    const out = { spo2: [], hr: [], nibp: [], other: [] };
+    for (const vital of Object.keys(LIMITS_BY_VITAL)) {
+      for (const [code, side] of LIMITS_BY_VITAL[vital]) {
+        const l = all[code];
+        if (!l || l.limit === null || l.limit === undefined) continue;
+        out[vital].push({ code, plan: l.source === "plan", text: side + " " + l.limit + " " + (l.priority || "") + (l.delay_s ? " " + l.delay_s + " s" : "") });
+      }
+    }
+    const words = { stale_s: "no reading for", escalate_after_s: "escalate after" };
+    for (const code of Object.keys(words)) {
+      const l = all[code];
+      if (l && l.value !== null && l.value !== undefined) out.other.push({ code, plan: l.source === "plan", text: words[code] + " " + l.value + " s" });
+    }
+    return out;
   }
 
   /** Seconds an alarm stays silenced at room time roomNowMs (0 when not silenced). */
@@ -306,15 +449,25 @@
       case "confirmed": return "Confirmed " + d.item + " by " + d.by;
       case "nibp_result": return "NIBP " + d.sys + "/" + d.dia + " (MAP " + d.map + ")";
       case "nibp_failed": return "NIBP failed: " + d.code;
-      case "alarm_raised": case "alarm_escalated": case "alarm_acknowledged": case "alarm_silenced": case "alarm_cleared":
+      case "alarm_raised": case "alarm_escalated": case "alarm_acknowledged": case "alarm_silenced": case "alarm_cleared": case "alarm_latched":
         return e.type.replace("alarm_", "Alarm ") + ": " + (alarm.message || alarm.code || "") + (d.by ? " by " + d.by : "");
+      case "alarm_reactivated": return "Alarm SOUNDING AGAIN (worse than " + alarm.value_at_ack + " at acknowledgement): " + (alarm.message || alarm.code || "");
+      case "vitals_due": return "SpO2/HR by hand due" + (d.escalated ? " (the last one was missed)" : "");
+      case "checkin_due": return "Check-in due" + (d.escalated ? " (the last one was missed)" : "");
+      case "vitals_recorded": return "Vitals by hand: " + ["sys", "dia", "spo2", "hr"].filter((k) => d[k] !== undefined && d[k] !== null).map((k) => k + " " + d[k]).join(", ") + (d.by ? " by " + d.by : "");
+      case "checkin_recorded": return "Check-in by " + d.by + (d.note ? ": " + d.note : "");
       case "call_placed": return "Patient call";
       case "call_acknowledged": return "Call acknowledged by " + d.by;
       case "call_cleared": return "Call cleared" + (d.by ? " by " + d.by : "") + (d.where ? " (" + d.where + ")" : "");
       case "emergency": return "EMERGENCY: " + d.reason + " (" + d.by + ")";
+      case "infusion_stopped": return "Infusion stopped: " + d.reason + (d.by ? " (" + d.by + ")" : "");
+      case "music_stopped": return "Music stopped (" + String(d.reason).replace(/_/g, " ") + ")" + (d.by ? " by " + d.by : "") + (d.note ? ": " + d.note : "");
       case "command_rejected": return "Command " + d.verb + " rejected: " + d.code;
       case "session_started": return "Session started";
-      case "session_ended": return "Session ended: " + d.reason;
+      case "session_ended": {
+        const open = (d.open_alarms || []).map((a) => a.code);
+        return "Session ended: " + d.reason + (d.discharged === false ? " (not discharged, from " + phaseLabel(d.from_phase) + ")" : "") + (open.length ? " — unacknowledged: " + open.join(", ") : "");
+      }
       case "track_started": return "Track " + d.track;
       case "lighting_changed": return "Lights " + d.scene + " " + Math.round((d.level || 0) * 100) + "%";
       default: {
@@ -339,6 +492,7 @@
     PHASES, NEXT, VERB_PHASES, RANK, STALE_AFTER_MS, REPLY_TIMEOUT_MS,
     allowed, phaseLabel, fmtDuration, parseTs, roomHealth, normaliseUnmet, gateInfo, nextStep,
     replyText, errorText, sortAlarms, silenceLeft, soundingPriority, topPriority, sparkPath,
-    nextEventsPage, eventText, confirmedItems,
+    nextEventsPage, eventText, confirmedItems, hasWords, EMERGENCY_PRESETS, emergencyReason,
+    reactivated, alarmStateText, ATTENTION_ORDER, attention, duePrompts, limitItems,
   };
 });

@@ -30,6 +30,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 USER, PASSWORD = "dr-tablet", "s3cret-tablet"
 ROOM_ID = "room-7"
+MANUAL_ROOM_ID = "room-8"  # manual monitoring: SpO2/HR by hand, prompted every 3 room minutes
 
 
 def ensure_chromium() -> None:
@@ -88,6 +89,20 @@ class Stack:
         )
         self.room = RoomProcess(workdir, self.broker.port, room_id=ROOM_ID, time_scale=60.0)
         self.probe: Probe | None = None
+        manual_dir = workdir / MANUAL_ROOM_ID
+        manual_dir.mkdir()
+        self.manual_room = RoomProcess(
+            manual_dir,
+            self.broker.port,
+            room_id=MANUAL_ROOM_ID,
+            time_scale=60.0,
+            extra_toml="[protocol]\nmanual_interval_minutes = 3\n",
+        )
+        config = self.manual_room.config
+        config.write_text(
+            config.read_text().replace("[room]\n", '[room]\nmonitoring = "manual"\n', 1)
+        )
+        self.manual_probe: Probe | None = None
 
     @property
     def url(self) -> str:
@@ -102,20 +117,42 @@ class Stack:
             lambda: probe.retained.get(f"{self.room.root}/state"), 20, "the room's state"
         )
 
+    def start_manual_room(self) -> Probe:
+        """Start the manual-monitoring room (only the test that needs it does); its probe."""
+        probe = self.manual_probe = Probe(self.broker.port, self.manual_room.root)
+        self.manual_room.start()
+        probe.wait_for(
+            lambda: probe.retained.get(f"{self.manual_room.root}/state"), 20, "room-8's state"
+        )
+        return probe
+
     def publish_plan(self, session_id: str) -> None:
+        """The session's plan: a long playlist (each simulated track plays 9 s here) and a long
+        infusion, so both still run when the tests reach them; the call's escalation and
+        reminder late enough not to race the page; alarm settings from the plan."""
         plan = {
             "session_id": session_id,
             "patient_ref": "P-7F3A",
             "session_number": 2,
             "music_mode": "music",
-            "playlist": ["intentions/arvo-part.ogg", "intentions/strings.ogg"],
+            "playlist": ["intentions/arvo-part.ogg", "intentions/strings.ogg"]
+            + [f"infusion/{n:02d}.ogg" for n in range(1, 61)],
+            "protocol": {"infusion_minutes": 240, "call_escalate_s": 600, "call_reminder_s": 3600},
+            # stale_s 60 room seconds is 1 s here: a loaded test machine's late samples are
+            # not "no valid SpO2" (the default 10 s would be 0.17 s).
+            "alarms": {
+                "spo2_low": {"limit": 91, "priority": "medium", "delay_s": 10},
+                "stale_s": 60,
+            },
         }
         assert self.probe is not None
         self.probe.publish("plan", json.dumps(plan).encode(), retain=True)
 
     def stop(self) -> None:
-        if self.probe is not None:
-            self.probe.close()
+        for probe in (self.probe, self.manual_probe):
+            if probe is not None:
+                probe.close()
+        self.manual_room.stop()
         self.room.stop()
         self.broker.stop()
 

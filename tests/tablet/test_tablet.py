@@ -17,11 +17,31 @@ from typing import Any
 
 import pytest
 
-from tests.tablet.conftest import ARTIFACTS, PASSWORD, ROOM_ID, TOP, USER, Stack
+from tests.tablet.conftest import ARTIFACTS, MANUAL_ROOM_ID, PASSWORD, ROOM_ID, TOP, USER, Stack
 
 pytestmark = pytest.mark.e2e
 
 HERE = Path(__file__).resolve().parent
+COLOUR_PAIRS_JS = (HERE / "colour_pairs.js").read_text()
+TABLET_SIZES = {"landscape": (1180, 820), "portrait": (820, 1180)}  # iPad Air-class, CSS px
+BANNER_ORDER = ["high", "call", "medium", "low", "prompt"]
+
+
+def luminance(rgb: list[float]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour (0..255 channels)."""
+
+    def linear(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(fg: list[float], bg: list[float]) -> float:
+    """WCAG 2 contrast ratio (1..21) of two sRGB colours."""
+    hi, lo = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
 
 
 class Page:
@@ -30,6 +50,7 @@ class Page:
     def __init__(self, driver: Any, stack: Stack) -> None:
         self.d = driver
         self.stack = stack
+        self.window: tuple[int, int] = (1280, 1400)
 
     def css(self, selector: str) -> Any:
         return self.d.find_element("css selector", selector)
@@ -41,7 +62,7 @@ class Page:
         els = self.all(selector)
         return els[0].text if els else ""
 
-    def wait(self, predicate: Any, timeout: float = 10.0, what: str = "condition") -> Any:
+    def wait(self, predicate: Any, timeout: float = 20.0, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -52,7 +73,10 @@ class Page:
                 return value
             if time.monotonic() > deadline:
                 self.shot(f"timeout-{what.replace(' ', '-')[:40]}")
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+                console = "\n".join(m["message"] for m in self.d.get_log("browser"))
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what}; the page's console:\n{console}"
+                )
             time.sleep(0.1)
 
     def wait_css(self, selector: str, timeout: float = 10.0) -> Any:
@@ -78,7 +102,7 @@ class Page:
 
         self.wait(attempt, timeout, f"enabled {selector}")
 
-    def reply(self, verb: str, state: str = "ok", timeout: float = 10.0) -> str:
+    def reply(self, verb: str, state: str = "ok", timeout: float = 20.0) -> str:
         """Wait for the newest reply line of ``verb`` to be in ``state``; its text."""
 
         def newest() -> str | None:
@@ -106,6 +130,49 @@ class Page:
         finally:
             self.d.set_window_size(size["width"], size["height"])
         return path
+
+    def screen(self, name: str, width: int, height: int) -> Path:
+        """A PNG of exactly what a ``width``×``height`` tablet shows, unscrolled."""
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.d.save_screenshot(str(path))
+        return path
+
+    def viewport(self, size: tuple[int, int] | None) -> None:
+        """Size the window so the page's CSS viewport is a tablet's (None: back as it was).
+
+        The window is resized rather than emulated (CDP device metrics): clicks after an
+        emulation was cleared could land off their target.
+        """
+        if size is None:
+            self.d.set_window_size(*self.window)
+            return
+        width, height = size
+        now = self.d.get_window_size()
+        self.window = (now["width"], now["height"])
+        self.d.set_window_size(width, height)
+        inner = self.js("return [window.innerWidth, window.innerHeight]")
+        self.d.set_window_size(2 * width - inner[0], 2 * height - inner[1])
+
+    def banner_levels(self) -> list[str]:
+        """The banner's lines, top to bottom, by level (the "+N more" line left out)."""
+        levels = []
+        for line in self.all("#banner .line"):
+            cls = [c for c in (line.get_attribute("class") or "").split() if c.startswith("level-")]
+            if cls:
+                levels.append(cls[0].removeprefix("level-"))
+        return levels
+
+    def assert_contrast(self, where: str) -> int:
+        """Every visible text on screen has a WCAG contrast of at least 4.5:1; how many."""
+        pairs = self.js(COLOUR_PAIRS_JS)
+        low = [
+            f"{ratio:.2f}:1 {p['what']} {p['text']!r} fg={p['fg']} bg={p['bg']}"
+            for p in pairs
+            if (ratio := contrast(p["fg"], p["bg"])) < 4.5
+        ]
+        assert not low, f"text below 4.5:1 on the {where}:\n" + "\n".join(low)
+        return len(pairs)
 
     def js(self, script: str, *args: Any) -> Any:
         return self.d.execute_script(script, *args)
@@ -179,12 +246,14 @@ def test_a_wrong_password_is_refused_in_words(page: Page) -> None:
 
 def test_log_in_and_see_the_room_in_the_overview(page: Page) -> None:
     page.shot("01-login")
+    assert page.assert_contrast("log-in screen") >= 8
     page.login()
     card = f".room-card[data-room='{ROOM_ID}']"
     page.wait_text(card, "ONLINE")
     assert "Idle" in page.text(card)
     page.wait_text(card, "SpO2 9")
     page.shot("02-overview")
+    assert page.assert_contrast("overview") >= 8
 
 
 def test_a_session_through_the_safety_gate(page: Page, stack: Stack) -> None:
@@ -193,6 +262,13 @@ def test_a_session_through_the_safety_gate(page: Page, stack: Stack) -> None:
     page.act("#session-actions [data-verb=start_session]", "start_session")
     page.wait_text("#r-phase", "Check-in")
     assert "P-7F3A" in page.text("#r-session")
+    # The limits in force beside their readings: the plan's SpO2 limit marked as the plan's.
+    plan_limit = page.wait_css("#lim-spo2 .limit.plan[data-code=spo2_low]")
+    assert plan_limit.text == "< 91 medium 10 s plan"
+    assert "< 88 high 5 s" in page.text("#lim-spo2 .limit:not(.plan)[data-code=spo2_critical]")
+    assert "> 120" in page.text("#lim-hr") and "sys > 180" in page.text("#lim-nibp")
+    assert "escalate after 60 s" in page.text("#lim-other")
+    assert page.text("#lim-other .limit.plan[data-code=stale_s]") == "no reading for 60 s plan"
     for phase in ("Integration", "Intentions", "Pre-infusion"):
         page.act("#advance", "advance")
         page.wait_text("#r-phase", phase)
@@ -222,6 +298,36 @@ def test_a_session_through_the_safety_gate(page: Page, stack: Stack) -> None:
     page.shot("04-room-infusion")
 
 
+@pytest.mark.parametrize("orientation", list(TABLET_SIZES))
+def test_the_vitals_are_on_the_first_screen_of_a_tablet(page: Page, orientation: str) -> None:
+    """SpO2, HR and the last blood pressure with its age, without scrolling."""
+    width, height = TABLET_SIZES[orientation]
+    page.viewport((width, height))
+    try:
+        page.click("#back")
+        page.open_room()  # a room opens at its top
+        page.wait(lambda: page.text("#v-nibp") not in ("", "--/--"), 10, "the NIBP reading")
+        page.wait_text("#v-nibp-age", "ago")
+        page.wait(lambda: page.text("#v-spo2") not in ("", "--"), 10, "SpO2")
+        page.screen(f"room-view-{width}x{height}-{orientation}", width, height)
+        view = page.js("return {h: window.innerHeight, w: window.innerWidth, y: window.scrollY}")
+        assert (view["w"], view["h"], view["y"]) == (width, height, 0), view
+        # Below the sticky bar and banner, above the bottom edge.
+        covered = page.js(
+            "return Math.max(document.getElementById('bar').getBoundingClientRect().bottom,"
+            " document.getElementById('banner').hidden ? 0 :"
+            " document.getElementById('banner').getBoundingClientRect().bottom)"
+        )
+        for sel in ("#v-spo2", "#v-hr", "#v-nibp", "#v-nibp-age", "#lim-spo2"):
+            box = page.js(
+                f"return document.querySelector('{sel}').getBoundingClientRect().toJSON()"
+            )
+            assert box["top"] >= covered and box["bottom"] <= height, (sel, box, covered)
+            assert box["right"] <= width, (sel, box)
+    finally:
+        page.viewport(None)
+
+
 def test_an_alarm_from_the_patient_is_loud_and_acknowledged(page: Page, stack: Stack) -> None:
     assert stack.probe is not None
     stack.probe.publish("sim/incident", json.dumps({"kind": "desaturation"}).encode())
@@ -235,6 +341,28 @@ def test_an_alarm_from_the_patient_is_loud_and_acknowledged(page: Page, stack: S
         "the high-priority sound",
     )
     page.shot("05-room-alarm")
+    # A call and a medium alarm (the sensor comes off) beside the high one: high stays first.
+    stack.probe.publish("sim/press_call", b"{}")
+    stack.probe.publish("sim/incident", json.dumps({"kind": "sensor_off"}).encode())
+    page.wait(
+        lambda: {"high", "call", "medium"} <= set(page.banner_levels()),
+        10,
+        "a high alarm, the call and a medium alarm in the banner",
+    )
+    levels = page.banner_levels()
+    assert levels == sorted(levels, key=BANNER_ORDER.index), levels
+    assert levels[0] == "high" and "HIGH ALARM" in page.text("#banner .line:first-child")
+    assert levels.index("call") < levels.index("medium")
+    page.shot("banner-order-high-alarm-then-call-then-medium")
+    assert page.assert_contrast("room view with high, medium and call") >= 40
+    # The call and a medium alarm do not share a colour (banner line, room view).
+    colours = page.js(
+        "const bg = (s) => getComputedStyle(document.querySelector(s)).backgroundColor;"
+        "return [bg('#banner .level-call'), bg('#banner .level-medium'),"
+        " bg('#r-call'), bg('#r-alarms li.alarm.medium')]"
+    )
+    assert colours[0] != colours[1] and colours[2] != colours[3], colours
+    stack.probe.publish("sim/incident", json.dumps({"kind": "recover"}).encode())
     page.click("#back")
     page.wait_text(f".room-card[data-room='{ROOM_ID}']", "HIGH: SpO2")
     page.shot("06-overview-alarm")
@@ -254,7 +382,7 @@ def test_an_alarm_from_the_patient_is_loud_and_acknowledged(page: Page, stack: S
 
 def test_a_call_is_acknowledged_and_cleared(page: Page, stack: Stack) -> None:
     assert stack.probe is not None
-    stack.probe.publish("sim/press_call", b"{}")
+    stack.probe.publish("sim/press_call", b"{}")  # still open from the alarm test: no change
     page.wait_text("#r-call", "PATIENT CALLING")
     page.wait(lambda: "PATIENT CALL" in page.text("#banner"), 5, "the call in the banner")
     page.shot("07-room-call")
@@ -262,6 +390,49 @@ def test_a_call_is_acknowledged_and_cleared(page: Page, stack: Stack) -> None:
     page.wait_text("#r-call", "acknowledged")
     page.act("[data-verb=call_clear]", "call_clear")
     page.wait_text("#r-call", "No call")
+
+
+def test_hand_entered_vitals_are_prompted_and_a_missed_prompt_is_an_alarm(
+    page: Page, stack: Stack
+) -> None:
+    """A manual-monitoring room: `vitals_due` is a prompt, `manual_vitals_overdue` an alarm."""
+    probe = stack.start_manual_room()
+    plan = {"session_id": "manual-1", "patient_ref": "P-22B1", "session_number": 1}
+    probe.publish("plan", json.dumps({**plan, "playlist": ["a.ogg"]}).encode(), retain=True)
+    probe.ok("start_session")
+    for _ in range(3):
+        probe.ok("advance")
+    for item in ("readiness", "consent"):
+        probe.ok("confirm", item=item)
+    probe.ok("record_vitals", sys=118, dia=76, spo2=97, hr=70)
+    probe.ok("advance")
+    probe.ok("confirm", item="iv_line")
+    probe.ok("start_infusion")
+    page.click("#back")
+    page.click(f".room-card[data-room='{MANUAL_ROOM_ID}']")
+    page.wait_text("#title", MANUAL_ROOM_ID)
+    prompt = page.wait_css("#v-prompts li.prompt[data-kind=vitals]", timeout=15)
+    assert prompt.text.startswith("SpO2/HR by hand due")
+    page.wait(lambda: "room-8: SpO2/HR by hand due" in page.text("#banner"), 5, "the prompt")
+    # Nobody answers: at the next prompt the room raises the technical alarm.
+    page.wait_css("#r-alarms li.alarm.medium[data-code=manual_vitals_overdue]", timeout=15)
+    page.wait_text("#v-prompts", "the last one was missed")
+    page.shot("manual-vitals-prompt-missed-and-alarm")
+    page.css("#rv-spo2").send_keys("96")
+    page.css("#rv-hr").send_keys("74")
+    page.act("[data-verb=record_vitals]", "record_vitals")
+    page.wait(
+        lambda: (
+            not page.all("#r-alarms li[data-code=manual_vitals_overdue]")
+            and "missed" not in page.text("#v-prompts")
+        ),
+        10,
+        "the alarm cleared and the missed prompt answered",
+    )
+    probe.ok("end_session", reason="the manual-monitoring test is over")
+    page.wait_text("#r-phase", "Ended")
+    page.click("#back")
+    page.open_room()
 
 
 def test_an_error_reply_is_shown_in_words(page: Page) -> None:
@@ -296,8 +467,15 @@ def test_a_reload_catches_up_on_events(page: Page, stack: Stack) -> None:
     page.login()
     page.wait_css(f".room-card[data-room='{ROOM_ID}']")
     page.open_room()
-    # Events from before this page existed, fetched with the `events` command.
-    page.wait_text("#r-events", "Call cleared", timeout=10)
+    # Events from before this page existed, fetched with the `events` command (the log shows
+    # only the last 14, and the playlist's tracks keep adding events: ask the page's store).
+    page.wait(
+        lambda: page.js(
+            f"return tablet.rooms.get('{ROOM_ID}').events.some((e) => e.type === 'call_cleared')"
+        ),
+        10,
+        "the call_cleared event from before the reload",
+    )
     catchups = page.js("return tablet.debug.catchups")
     assert catchups and catchups[-1]["last_seq"] >= catchups[-1]["since"]
     page.wait_text("#r-phase", "Infusion")
@@ -318,25 +496,90 @@ def test_a_lost_broker_is_loud_and_the_page_catches_up_after_it(page: Page, stac
 
 
 def test_a_room_that_stops_updating_is_shown_loudly(page: Page) -> None:
-    # The room republishes at least every 10 s; pretend its last state came 30 s ago.
-    page.js(f"tablet.rooms.get('{ROOM_ID}').stateAt = Date.now() - 30000")
-    page.wait_text("#room-health", "NOT UPDATING", timeout=5)
-    page.wait(lambda: "NO UPDATE FOR" in page.text("#banner"), 5, "stale room in the banner")
+    # The room republishes at least every 10 s; pretend its last state came 30 s ago (again
+    # at each look: a live state arriving meanwhile would end the pretence).
+    def stale_and(selector: str, needle: str) -> bool:
+        page.js(f"tablet.rooms.get('{ROOM_ID}').stateAt = Date.now() - 30000")
+        return needle in page.text(selector)
+
+    page.wait(lambda: stale_and("#room-health", "NOT UPDATING"), 5, "the room not updating")
+    page.wait(lambda: stale_and("#banner", "NO UPDATE FOR"), 5, "stale room in the banner")
 
 
-def test_an_emergency_then_the_end_of_the_session(page: Page) -> None:
-    page.click("[data-verb=emergency]")
-    assert "Give a reason first" in page.reply("emergency", "error")  # not sent without one
-    page.css("#emergency-reason").send_keys("patient unresponsive")
-    page.act("[data-verb=emergency]", "emergency")
-    page.wait_css("#r-alarms li.alarm.high[data-code=emergency]")
+def answer(page: Page, reason: str | None) -> None:
+    """Type ``reason`` into the open question and confirm (None: cancel)."""
+    page.wait(lambda: page.css("#ask").is_displayed(), 5, "the question")
+    if reason is None:
+        page.css("#ask-cancel").click()
+    else:
+        field = page.css("#ask-reason")
+        field.clear()
+        field.send_keys(reason)
+        page.css("#ask-ok").click()
+
+
+def test_during_the_playlist_advance_is_not_invited_and_asks_why(page: Page, stack: Stack) -> None:
+    assert stack.probe is not None
+    page.wait_text("#m-state", "Playing")
+    # Infusion running: the debrief is not the next thing to do, and advance cannot be.
+    page.wait_text("#r-next", "when the infusion completes")
+    assert not page.css("#advance").is_enabled()
+    page.css("#stop-reason").send_keys("patient asked to stop")
+    page.act("[data-verb=stop_infusion]", "stop_infusion")
+    page.wait_text("#r-next", "when the playlist ends")
+    advance = page.css("#advance")
+    assert "primary" not in (advance.get_attribute("class") or "").split()
+    assert "stops the music" in advance.text
+    # Doing it anyway: the page asks why; no words, no command.
+    page.click("#advance")
+    answer(page, " … ")
+    page.wait_text("#ask-error", "in words")
+    answer(page, "patient wants to talk now")
+    assert "phase debrief" in page.reply("advance")
+    page.wait_text("#r-phase", "Debrief")
+    stack.probe.wait_event(
+        "music_stopped", 10, reason="phase_changed", note="patient wants to talk now"
+    )
+    page.wait_text("#r-events", "Music stopped (phase changed) by dr-lee: patient wants to talk")
+
+
+def test_an_emergency_then_the_end_of_the_session(page: Page, stack: Stack) -> None:
+    assert stack.probe is not None
+    # "Other…" with nothing typed asks what is happening; cancelled, nothing is sent.
+    page.click("#emergency-presets [data-preset='']")
+    answer(page, None)
+    assert not page.css("#ask").is_displayed()
+    assert not page.all("#r-replies li[data-verb=emergency]")
+    # A preset is one tap; typed details go with it.
+    page.css("#emergency-reason").send_keys("SpO2 80 on air")
+    page.shot("emergency-presets-with-details")
+    page.act("#emergency-presets [data-preset=Desaturation]", "emergency")
+    alarm = page.wait_css("#r-alarms li.alarm.high[data-code=emergency]")
+    assert "Emergency: Desaturation — SpO2 80 on air" in alarm.text
     page.wait_text("#l-state", "Scene emergency")
     page.wait_text("#r-inf-text", "stopped")
+    # Logging out with the emergency open asks first; staying keeps the room in view.
+    page.click("#logout")
+    page.wait_text("#ask-title", "Log out with alarms open?")
+    assert "EMERGENCY" in page.text("#ask-text").upper()
+    page.shot("logout-with-alarms-open-asks")
+    assert page.assert_contrast("question dialog") >= 5
+    answer(page, None)
+    assert page.css("#room-view").is_displayed()
     page.click("#r-alarms li[data-code=emergency] button[data-verb=alarm_ack]")
     page.reply("alarm_ack")
-    page.css("#end-reason").send_keys("transferred to emergency care")
-    page.act("[data-verb=end_session]", "end_session")
+    # Ending the session asks for a reason in words and to confirm.
+    page.click("[data-verb=end_session]")
+    page.wait_text("#ask-title", "End the session")
+    answer(page, "")
+    page.wait_text("#ask-error", "in words")
+    page.shot("end-session-asks-why")
+    answer(page, "transferred to emergency care")
+    page.reply("end_session")
     page.wait_text("#r-phase", "Ended")
+    ended = stack.probe.wait_event("session_ended", 10, reason="transferred to emergency care")
+    assert ended["data"]["discharged"] is False
+    page.wait_text("#r-events", "not discharged")
 
 
 def test_a_room_that_goes_offline_and_a_command_without_reply(page: Page, stack: Stack) -> None:
