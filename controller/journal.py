@@ -43,6 +43,15 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS notes (
+    id INTEGER PRIMARY KEY,
+    note_id TEXT NOT NULL UNIQUE,
+    ts TEXT NOT NULL,
+    session_id TEXT,
+    kind TEXT NOT NULL,
+    by TEXT NOT NULL,
+    text TEXT NOT NULL
+);
 """
 
 VITALS_BATCH = 10
@@ -229,6 +238,29 @@ class Journal:
         if self._db.in_transaction:
             self._db.execute("COMMIT")
         self._pending_vitals = 0
+
+    def add_note(self, ts: datetime, session_id: str | None, kind: str, by: str, text: str) -> str:
+        """Keep a clinician's note (clinical text: never an event); return its ``note_id``,
+        named after the seq of the event that announces it next (seq is never reused)."""
+        self._commit()
+        note_id = f"n-{self._last_seq + 1}"
+        self._db.execute(
+            "INSERT INTO notes(note_id, ts, session_id, kind, by, text) VALUES (?,?,?,?,?,?)",
+            (note_id, iso_utc(ts), session_id, kind, by, text),
+        )
+        return note_id
+
+    def notes(self, session_id: str) -> list[dict[str, str]]:
+        """One session's notes in order: ``{note_id, kind, by, ts, text}`` each."""
+        rows = self._db.execute(
+            "SELECT note_id, kind, by, ts, text FROM notes WHERE session_id = ? ORDER BY id",
+            (session_id,),
+        )
+        return [dict(zip(NOTE_FIELDS, row, strict=True)) for row in rows]
+
+
+NOTE_FIELDS = ("note_id", "kind", "by", "ts", "text")
+"""The fields of one note, as ``notes`` returns it."""
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,9 @@ class SessionState:
                 overrides = plan.protocol.model_dump(exclude_none=True)
                 self.protocol = self._config.protocol.model_copy(update=overrides)
                 self.infusion_target_s = self.protocol.infusion_minutes * 60
+            case "plan_amended" if self.plan is not None:
+                self.plan = self.plan.model_copy(update=data["changes"])
+                self.tracks = list(data["tracks"])
             case "phase_changed":
                 self.phase = data["to"]
                 self.phase_started_at = event.ts
