@@ -292,6 +292,13 @@ class MusicLibrary:
         threading.Thread(target=run, name="library-scan", daemon=True).start()
         return True
 
+    def wait_scanned(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` for a running rescan; False if it is still running."""
+        if not self._scanning.acquire(timeout=timeout_s):
+            return False
+        self._scanning.release()
+        return True
+
     def probe(self, path: str | Path) -> float | None:
         """One file's duration in seconds (``None`` if it cannot be read in time)."""
         wav = wav_duration(path) if str(path).lower().endswith(".wav") else None
