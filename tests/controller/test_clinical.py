@@ -238,3 +238,15 @@ def test_leaving_the_debrief_early_cancels_its_timer(room: Harness) -> None:
     room.ok("advance")
     room.run(40 * 60)
     assert room.events("debrief_due") == []
+
+
+def test_a_repeated_notes_request_is_answered_privately_too(room: Harness) -> None:
+    room.plan()
+    room.ok("start_session")
+    room.ok("note", kind="checkin", text="calm on arrival")
+    body = json.dumps({"request_id": "notes-x", "by": "dr-lee"}).encode()
+    first = room.send("notes", body, response_topic=TOPIC)
+    again = room.send("notes", body, response_topic=TOPIC)
+    assert first.ok and isinstance(first, PrivateReply)
+    assert again.error is not None and again.error.code == "duplicate"
+    assert isinstance(again, PrivateReply), "the first reply, with its text, rides in details"
