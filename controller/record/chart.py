@@ -248,7 +248,7 @@ def _legend() -> str:
     items = [
         (SPO2_COLOUR, "SpO2"),
         (HR_COLOUR, "heart rate"),
-        (BP_COLOUR, "BP ▼ systolic / ▲ diastolic"),
+        (BP_COLOUR, "BP ▼ sys / ▲ dia"),
         ("#000", "□ hand-entered"),
         (DRUG_COLOUR, "drug infusion"),
         (LIMIT_COLOUR, "alarm limit"),
