@@ -103,47 +103,6 @@ def test_unknown_and_empty_playlists(lib: MusicLibrary, music: Path, tmp_path: P
         MusicLibrary(tmp_path / "nowhere").resolve_playlist(["a.wav"])
 
 
-def test_scan_reads_durations_wav_by_header_and_others_by_libvlc(
-    lib: MusicLibrary, music: Path
-) -> None:
-    subprocess.run(
-        [
-            "sox",
-            "-n",
-            "-r",
-            "44100",
-            "-c",
-            "2",
-            str(music / "rain.ogg"),
-            "synth",
-            "1.5",
-            "sine",
-            "300",
-        ],
-        check=True,
-    )
-    (music / "broken.mp3").write_bytes(b"not audio at all")
-    durations = lib.scan()
-    assert durations["calm.wav"] == pytest.approx(2.0)
-    assert durations["ocean/10 - end.wav"] == pytest.approx(0.5)
-    assert durations["rain.ogg"] == pytest.approx(1.5, abs=0.05)
-    assert durations["broken.mp3"] is None
-    assert "ocean/cover.jpg" not in durations
-    assert lib.duration("rain.ogg") == durations["rain.ogg"]
-
-
-def test_position_at() -> None:
-    durations = [100.0, 200.0, 50.0]
-    assert position_at(durations, 0) == (0, 0.0)
-    assert position_at(durations, 99.5) == (0, 99.5)
-    assert position_at(durations, 100.0) == (1, 0.0)
-    assert position_at(durations, 250.0) == (1, 150.0)
-    assert position_at(durations, 349.0) == (2, 49.0)
-    assert position_at(durations, 350.0) == (3, 0.0)  # finished
-    assert position_at([100.0, None, 50.0], 500.0) == (1, 400.0)  # unknown: assume inside
-    assert position_at(durations, -5) == (0, 0.0)
-
-
 def sox_ogg(path: Path, seconds: float, title: str | None = None) -> Path:
     """An Ogg Vorbis tone made by sox, with a title tag when given."""
     tag = ["--comment", f"Title={title}"] if title else []
@@ -166,6 +125,32 @@ def sox_ogg(path: Path, seconds: float, title: str | None = None) -> Path:
         capture_output=True,
     )
     return path
+
+
+def test_scan_reads_durations_wav_by_header_and_others_by_libvlc(
+    lib: MusicLibrary, music: Path
+) -> None:
+    sox_ogg(music / "rain.ogg", 1.5)
+    (music / "broken.mp3").write_bytes(b"not audio at all")
+    durations = lib.scan()
+    assert durations["calm.wav"] == pytest.approx(2.0)
+    assert durations["ocean/10 - end.wav"] == pytest.approx(0.5)
+    assert durations["rain.ogg"] == pytest.approx(1.5, abs=0.05)
+    assert durations["broken.mp3"] is None
+    assert "ocean/cover.jpg" not in durations
+    assert lib.duration("rain.ogg") == durations["rain.ogg"]
+
+
+def test_position_at() -> None:
+    durations = [100.0, 200.0, 50.0]
+    assert position_at(durations, 0) == (0, 0.0)
+    assert position_at(durations, 99.5) == (0, 99.5)
+    assert position_at(durations, 100.0) == (1, 0.0)
+    assert position_at(durations, 250.0) == (1, 150.0)
+    assert position_at(durations, 349.0) == (2, 49.0)
+    assert position_at(durations, 350.0) == (3, 0.0)  # finished
+    assert position_at([100.0, None, 50.0], 500.0) == (1, 400.0)  # unknown: assume inside
+    assert position_at(durations, -5) == (0, 0.0)
 
 
 def test_the_catalog_has_titles_durations_and_playlists(lib: MusicLibrary, music: Path) -> None:
