@@ -3,25 +3,60 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from controller.events import AudioFailed, PlaylistEnded, TrackEnded, TrackStarted
 from controller.ports import Clock, Emit, Output
 
 
 class FakeLibrary:
-    """A music library where every track exists, except those named in ``missing``."""
+    """A music library where every track exists, except those named in ``missing``.
 
-    def __init__(self, missing: Sequence[str] = ()) -> None:
+    ``tracks`` (path → duration) and ``playlists`` (name → paths) make its catalog; a
+    playlist name resolves to its paths, any other string to itself as one track.
+    """
+
+    def __init__(
+        self,
+        missing: Sequence[str] = (),
+        *,
+        tracks: Mapping[str, float | None] | None = None,
+        playlists: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.missing = set(missing)
+        self.tracks = dict(tracks or {})
+        self.playlists = {name: list(paths) for name, paths in (playlists or {}).items()}
+        self.rescans = 0
 
     def resolve(self, playlist: Sequence[str] | str) -> list[str]:
         """The playlist's tracks; ValueError naming the first missing one."""
-        tracks = [playlist] if isinstance(playlist, str) else list(playlist)
+        if isinstance(playlist, str):
+            tracks = self.playlists.get(playlist, [playlist])
+        else:
+            tracks = list(playlist)
         for track in tracks:
             if track in self.missing:
                 raise ValueError(f"missing music file '{track}'")
         return tracks
+
+    def catalog(self) -> dict[str, list[dict[str, Any]]]:
+        """The tracks and playlists given, titled after their file names."""
+        tracks = [
+            {"path": p, "title": p.rsplit("/", 1)[-1].rsplit(".", 1)[0], "duration_s": d}
+            for p, d in self.tracks.items()
+        ]
+        playlists = []
+        for name, paths in self.playlists.items():
+            durations = [self.tracks.get(p) for p in paths]
+            total = None if None in durations else sum(d or 0.0 for d in durations)
+            playlists.append({"name": name, "tracks": list(paths), "duration_s": total})
+        return {"tracks": tracks, "playlists": playlists}
+
+    def rescan(self) -> bool:
+        """Count the rescan (the fake's catalog is what it was given)."""
+        self.rescans += 1
+        return True
 
 
 class FakeAudioPlayer:

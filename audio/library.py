@@ -21,6 +21,7 @@ import ctypes.util
 import logging
 import os
 import re
+import threading
 import time
 import urllib.parse
 import wave
@@ -75,11 +76,19 @@ def vlc_duration(
     path: str | Path, instance: Any, timeout_s: float = PARSE_TIMEOUT_S
 ) -> float | None:
     """A media file's duration by libVLC's local parser, waiting at most ``timeout_s``."""
+    return vlc_meta(path, instance, timeout_s)[0]
+
+
+def vlc_meta(
+    path: str | Path, instance: Any, timeout_s: float = PARSE_TIMEOUT_S
+) -> tuple[float | None, str | None]:
+    """A media file's duration and its title tag (``None`` when the file has none), by
+    libVLC's local parser, waiting at most ``timeout_s``."""
     import vlc  # imported lazily: the package must import on a machine without libVLC
 
     media = instance.media_new_path(str(path))
     if media is None:
-        return None
+        return None, None
     try:
         media.parse_with_options(vlc.MediaParseFlag.local, int(timeout_s * 1000))
         deadline = time.monotonic() + timeout_s + 0.5
@@ -87,9 +96,12 @@ def vlc_duration(
         while media.get_parsed_status().value == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         if media.get_parsed_status().value != 4:  # 4 = done
-            return None
+            return None, None
         ms = media.get_duration()
-        return ms / 1000.0 if ms and ms > 0 else None
+        title = media.get_meta(vlc.Meta.Title)
+        # Without a tag libVLC names the track after its file: that is no title.
+        title = title.strip() if title and title != Path(path).name else None
+        return (ms / 1000.0 if ms and ms > 0 else None), title or None
     finally:
         media.release()
 
@@ -225,32 +237,96 @@ class MusicLibrary:
         self._own_instance = False
         self._parse_timeout_s = parse_timeout_s
         self._durations: dict[str, float | None] = {}
+        self._catalog: dict[str, list[dict[str, Any]]] = {"tracks": [], "playlists": []}
+        self._scanning = threading.Lock()
 
     # --- start-up ---------------------------------------------------------------------------
 
     def scan(self) -> dict[str, float | None]:
-        """Read every audio file's duration under ``music_dir`` (once, at start-up)."""
+        """Read every audio file's duration and title under ``music_dir``, and the named
+        playlists (at start-up, and again on ``rescan``)."""
         root = self._root(must_exist=False)
         if root is None:
             log.warning("music_dir %s does not exist: no music", self.music_dir)
+            self._durations, self._catalog = {}, {"tracks": [], "playlists": []}
             return {}
         found: dict[str, float | None] = {}
+        tracks: list[dict[str, Any]] = []
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort(key=_natural_key)
             for filename in sorted(filenames, key=_natural_key):
                 if Path(filename).suffix.lower() in AUDIO_EXTENSIONS:
                     full = Path(dirpath) / filename
-                    found[full.relative_to(root).as_posix()] = self.probe(full)
+                    name = full.relative_to(root).as_posix()
+                    duration, title = self.probe_meta(full)
+                    found[name] = duration
+                    tracks.append({"path": name, "title": title or full.stem})
+                    tracks[-1]["duration_s"] = None if duration is None else round(duration, 3)
         self._durations = found
         unknown = [name for name, d in found.items() if d is None]
         if unknown:
             log.warning("no duration for %d track(s), e.g. %s", len(unknown), unknown[0])
+        # One assignment: a reader on another thread sees the old catalog or the new one.
+        self._catalog = {"tracks": tracks, "playlists": self._scan_playlists()}
         return dict(found)
+
+    def catalog(self) -> dict[str, list[dict[str, Any]]]:
+        """The ``MusicLibrary`` port: as last scanned, ``tracks`` (``path``, ``title``,
+        ``duration_s``) and named ``playlists`` (``name``, ``tracks``, ``duration_s``)."""
+        return self._catalog
+
+    def rescan(self) -> bool:
+        """The ``MusicLibrary`` port: scan again on a thread of its own (returns at once);
+        False when a scan is already under way."""
+        if not self._scanning.acquire(blocking=False):
+            return False
+
+        def run() -> None:
+            try:
+                self.scan()
+            except Exception:  # a failed rescan keeps the last catalog
+                log.exception("rescanning %s failed", self.music_dir)
+            finally:
+                self._scanning.release()
+
+        threading.Thread(target=run, name="library-scan", daemon=True).start()
+        return True
+
+    def wait_scanned(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` for a running rescan; False if it is still running."""
+        if not self._scanning.acquire(timeout=timeout_s):
+            return False
+        self._scanning.release()
+        return True
 
     def probe(self, path: str | Path) -> float | None:
         """One file's duration in seconds (``None`` if it cannot be read in time)."""
         wav = wav_duration(path) if str(path).lower().endswith(".wav") else None
         return wav if wav is not None else probe_duration(path, self._vlc(), self._parse_timeout_s)
+
+    def probe_meta(self, path: str | Path) -> tuple[float | None, str | None]:
+        """One file's duration (as ``probe``) and title tag (``None`` without one)."""
+        try:
+            duration, title = vlc_meta(path, self._vlc(), self._parse_timeout_s)
+        except Exception as exc:  # libVLC missing or broken: a WAV header still gives a length
+            log.warning("cannot parse %s with libVLC: %s", path, exc)
+            duration, title = None, None
+        if str(path).lower().endswith(".wav"):
+            duration = wav_duration(path) or duration
+        return duration, title
+
+    def _scan_playlists(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for name in self.playlists():
+            try:
+                tracks = self.resolve_playlist(name)
+            except PlaylistError as exc:
+                log.warning("playlist %s left out of the library: %s", name, exc)
+                continue
+            durations = [t.duration_s for t in tracks]
+            total = None if None in durations else round(sum(d or 0.0 for d in durations), 3)
+            out.append({"name": name, "tracks": [t.name for t in tracks], "duration_s": total})
+        return out
 
     def close(self) -> None:
         """Release the libVLC instance used for parsing, if this library made it."""

@@ -23,6 +23,7 @@ from controller.models import (
     Command,
     ErrorBody,
     Phase,
+    PrivateReply,
     Reply,
     parse_json_object,
     validate_command,
@@ -42,6 +43,7 @@ class Verb:
     model: type[Command]
     phases: frozenset[Phase]
     run: Handler
+    private: bool = False  # its reply holds clinical text: only to the requester's topic
 
 
 class CommandDesk:
@@ -86,6 +88,11 @@ class CommandDesk:
             phase = self._phase()
             if phase not in entry.phases:
                 raise InvalidState(wrong_phase_message(verb, phase))
+            if entry.private and not msg.response_topic:
+                raise InvalidPayload(
+                    f"{verb} replies with clinical text, sent only to an MQTT 5 response topic "
+                    "under replies/: send the command with one"
+                )
             result = entry.run(command)
             reply = Reply(request_id=request_id, verb=verb, ok=True, result=result or {})
         except CommandError as exc:
@@ -128,6 +135,9 @@ class CommandDesk:
     def _send(self, msg: ev.CommandReceived, reply: Reply, *, record: bool) -> None:
         if record:
             self._journal.record_reply(reply.request_id, reply.to_json().decode())
+        entry = self.verbs.get(msg.verb)
+        if entry is not None and entry.private:
+            reply = PrivateReply.model_validate(reply.model_dump())
         self._link.publish_reply(reply, msg.response_topic, msg.correlation_data)
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import difflib
 import tomllib
 import typing
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -51,6 +53,18 @@ class RoomSection(Section):
     # Continuous SpO2 from an oximeter, or hand entries prompted every few minutes: a room
     # without an oximeter must say so, never run an infusion with no SpO2 and no alarm.
     monitoring: Literal["continuous", "manual"] = "continuous"
+    # The clinic's IANA time zone: the report people read shows local times (the data files
+    # keep UTC).
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not an IANA time zone name such as 'America/Montreal'") from None
+        return v
 
 
 class MqttSection(Section):
@@ -267,6 +281,35 @@ class AudioSection(Section):
     speakers_volume: float = Field(default=0.4, ge=0, le=1)
 
 
+def _ordered(pair: tuple[float, float]) -> tuple[float, float]:
+    if pair[0] > pair[1]:
+        raise ValueError("the first number (the least) must not exceed the second (the most)")
+    return pair
+
+
+MinutesRange = Annotated[
+    tuple[Annotated[float, Field(gt=0, le=240)], Annotated[float, Field(gt=0, le=240)]],
+    AfterValidator(_ordered),
+]
+"""``[least, most]`` minutes."""
+SideEffect = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+DEFAULT_SIDE_EFFECTS = (
+    "nausea",
+    "vomiting",
+    "dizziness",
+    "dissociation",
+    "headache",
+    "blurred vision",
+    "anxiety",
+    "elevated blood pressure",
+    "drowsiness",
+    "confusion",
+    "numbness",
+    "tachycardia",
+)
+"""Side effects commonly recorded after a ketamine infusion (a clinic replaces the list)."""
+
+
 class ProtocolSection(Section):
     """``[protocol]``: the session's timings (a plan may override them)."""
 
@@ -277,6 +320,13 @@ class ProtocolSection(Section):
     call_escalate_s: float = Field(default=30, gt=0, le=600)
     call_reminder_s: float = Field(default=180, gt=0, le=3600)
     manual_interval_minutes: float = Field(default=5, gt=0, le=15)
+    # What the clinic's protocol expects; recorded against, never controlling anything.
+    playlist_minutes: MinutesRange = (50, 60)
+    debrief_minutes: MinutesRange = (20, 30)
+    dose_mg_per_kg: float = Field(default=0.5, gt=0, le=5)
+    side_effects: list[SideEffect] = Field(
+        default_factory=lambda: list(DEFAULT_SIDE_EFFECTS), min_length=1
+    )
 
 
 class ReactivateStep(Section):

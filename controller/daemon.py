@@ -282,8 +282,9 @@ def build_room(
     devices = Devices(config, emit, clock, simulate=args.simulate)
     # Session records are written on the writer's thread, from its own view of the journal.
     records = RecordWriter(
-        journal.path, Path(args.data_dir), emit, sender=Sender(config.room.id), now=clock.now
-    )
+        journal.path, Path(args.data_dir), emit, sender=Sender(config.room.id), now=clock.now,
+        timezone=config.room.timezone,
+    )  # fmt: skip
     room = Room(
         config,
         clock=clock,
@@ -340,8 +341,9 @@ def report_main(argv: list[str]) -> int:
         return 1
     try:
         ready = rebuild_from_journal(
-            journal, args.session_id, Path(args.data_dir), room_id=config.room.id
-        )
+            journal, args.session_id, Path(args.data_dir), room_id=config.room.id,
+            timezone=config.room.timezone,
+        )  # fmt: skip
     except LookupError as exc:
         print(f"roomd report: {exc}", file=sys.stderr)
         return 1

@@ -614,6 +614,94 @@ class CommandRejected(EventData):
     example: ClassVar = {"verb": "advance", "code": "gate_not_met", "request_id": "tab7-000184"}
 
 
+# === the patient's choice and the clinical record ==========================================
+
+
+class PlanAmended(EventData):
+    """``choose`` changed the session's music (before the infusion): ``changes`` holds the
+    fields given, ``tracks`` the files the session will now play (guidance first), and
+    ``warnings`` what the clinician should know (a playlist outside ``playlist_minutes``)."""
+
+    changes: dict[str, Any]
+    tracks: list[str]
+    by: str
+    playlist_duration_s: float | None
+    warnings: list[str]
+    example: ClassVar = {
+        "changes": {"playlist": "calm-55", "guidance": "breathing"},
+        "tracks": ["guidance/breathing.ogg", "calm/01.ogg", "calm/02.ogg"],
+        "by": "dr-lee",
+        "playlist_duration_s": 3310.5,
+        "warnings": [],
+    }
+
+
+class NoteRecorded(EventData):
+    """A clinician wrote a note (``note``). The text is clinical content: it stays in the
+    room's journal and never appears on an event; ``notes`` returns it to clinicians."""
+
+    note_id: str
+    kind: str
+    by: str
+    chars: NonNegativeInt
+    example: ClassVar = {"note_id": "n-42", "kind": "intentions", "by": "dr-lee", "chars": 312}
+
+
+class DoseRecorded(EventData):
+    """The dose given, as documented (``record_dose``); the room never doses. ``warnings``:
+    arithmetic that does not add up, or a dose other than the protocol's."""
+
+    weight_kg: float
+    dose_mg_per_kg: float
+    total_mg: float
+    by: str
+    warnings: list[str]
+    example: ClassVar = {
+        "weight_kg": 72.0,
+        "dose_mg_per_kg": 0.5,
+        "total_mg": 36.0,
+        "by": "dr-lee",
+        "warnings": [],
+    }
+
+
+class SideEffectsRecorded(EventData):
+    """Side effects seen at the debrief (``side_effects``), from the clinic's list; the
+    free-text note, if any, is kept like a note (``note_id``), not on the event."""
+
+    items: list[str]
+    by: str
+    note_id: str | None
+    example: ClassVar = {"items": ["nausea", "dizziness"], "by": "dr-lee", "note_id": None}
+
+
+class AdverseEventRecorded(EventData):
+    """An adverse event and what was done (``adverse_event``); its text, if any, is kept
+    like a note (``note_id``)."""
+
+    kind: str
+    severity: Literal["mild", "moderate", "severe"]
+    action: str
+    by: str
+    note_id: str | None
+    example: ClassVar = {
+        "kind": "vomiting",
+        "severity": "mild",
+        "action": "ondansetron 4 mg given",
+        "by": "dr-lee",
+        "note_id": "n-43",
+    }
+
+
+class DebriefDue(EventData):
+    """The debrief has lasted the protocol's least (``bound`` ``least``: it may end) or most
+    (``most``: it is due to end) minutes, ``[protocol] debrief_minutes``. Information only."""
+
+    bound: Literal["least", "most"]
+    minutes: float
+    example: ClassVar = {"bound": "least", "minutes": 20.0}
+
+
 EVENT_DATA: dict[str, type[EventData]] = {
     "session_configured": SessionConfigured,
     "plan_rejected": PlanRejected,
@@ -667,6 +755,12 @@ EVENT_DATA: dict[str, type[EventData]] = {
     "storage_fault": StorageFault,
     "storage_restored": StorageRestored,
     "command_rejected": CommandRejected,
+    "plan_amended": PlanAmended,
+    "note_recorded": NoteRecorded,
+    "dose_recorded": DoseRecorded,
+    "side_effects_recorded": SideEffectsRecorded,
+    "adverse_event_recorded": AdverseEventRecorded,
+    "debrief_due": DebriefDue,
 }
 """Every event type the room emits and the model of its ``data``."""
 

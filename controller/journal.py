@@ -62,6 +62,15 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS notes (
+    id INTEGER PRIMARY KEY,
+    note_id TEXT NOT NULL UNIQUE,
+    ts TEXT NOT NULL,
+    session_id TEXT,
+    kind TEXT NOT NULL,
+    by TEXT NOT NULL,
+    text TEXT NOT NULL
+);
 """
 
 VITALS_BATCH = 30
@@ -407,6 +416,29 @@ class Journal:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+    def add_note(self, ts: datetime, session_id: str | None, kind: str, by: str, text: str) -> str:
+        """Keep a clinician's note (clinical text: never an event); return its ``note_id``,
+        named after the seq of the event that announces it next (seq is never reused)."""
+        note_id = f"n-{self._last_seq + 1}"
+        self._keep(
+            "INSERT INTO notes(note_id, ts, session_id, kind, by, text) VALUES (?,?,?,?,?,?)",
+            (note_id, iso_utc(ts), session_id, kind, by, text),
+        )
+        return note_id
+
+    def notes(self, session_id: str) -> list[dict[str, str]]:
+        """One session's notes in order: ``{note_id, kind, by, ts, text}`` each."""
+        self.flush()
+        rows = self._rows(
+            "SELECT note_id, kind, by, ts, text FROM notes WHERE session_id = ? ORDER BY id",
+            (session_id,),
+        )
+        return [dict(zip(NOTE_FIELDS, row, strict=True)) for row in rows]
+
+
+NOTE_FIELDS = ("note_id", "kind", "by", "ts", "text")
+"""The fields of one note, as ``notes`` returns it."""
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,8 @@ ConfirmItem = Literal[
 ]
 
 ShortId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Guidance = Literal["none", "breathing", "body_scan", "clinician"]
+"""Guidance before the music: none, a recorded track, or led by a clinician in the room."""
 
 
 class Payload(BaseModel):
@@ -174,7 +176,7 @@ class SessionPlan(Payload):
     playlist: list[Annotated[str, StringConstraints(min_length=1, max_length=512)]] | str = Field(
         default_factory=list
     )
-    guidance: Literal["none", "breathing", "body_scan"] = "none"
+    guidance: Guidance = "none"
     protocol: ProtocolOverrides = Field(default_factory=ProtocolOverrides)
     alarms: AlarmOverrides = Field(default_factory=AlarmOverrides)
 
@@ -360,6 +362,11 @@ class Reply(Payload):
         return self.model_dump_json(exclude_none=True).encode()
 
 
+class PrivateReply(Reply):
+    """A reply holding clinical text: sent only to its requester's response topic under
+    ``replies/``, never on the shared ``replies`` topic."""
+
+
 # --- Commands: topic cmd/<verb>, payload {"request_id", "by", ...args} -----------------------
 
 
@@ -467,6 +474,74 @@ class EventsQuery(Command):
     limit: int = Field(default=1000, ge=1, le=1000)
 
 
+NOTE_MAX_CHARS = 4000
+"""The longest note the room keeps: a longer one is refused, never cut."""
+NoteKind = Literal["integration", "intentions", "debrief", "preparation", "observation", "checkin"]
+NoteText = Annotated[
+    str, StringConstraints(min_length=1, max_length=NOTE_MAX_CHARS), AfterValidator(visible_text)
+]
+"""A clinician's free text: clinical content, at most 4,000 characters (never cut)."""
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(visible_text)]
+"""A short visible label (a side effect, an adverse event's kind)."""
+
+
+class LibraryQuery(Command):
+    """A page of the room's music library; ``rescan`` reads ``music_dir`` again first."""
+
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=200, ge=1, le=500)
+    rescan: bool = False
+
+
+class Choose(Command):
+    """The patient's choice for the session's music (before the infusion)."""
+
+    music_mode: Literal["music", "no_music"] | None = None
+    playlist: (
+        list[Annotated[str, StringConstraints(min_length=1, max_length=512)]]
+        | Annotated[str, StringConstraints(min_length=1, max_length=512)]
+        | None
+    ) = Field(default=None)
+    guidance: Guidance | None = None
+
+
+class Note(Command):
+    """A clinician's note: clinical content, kept in the journal, never published."""
+
+    kind: NoteKind
+    text: NoteText
+
+
+class NotesQuery(Command):
+    """The notes of one session (default: the current or the last one)."""
+
+    session_id: ShortId | None = None
+
+
+class RecordDose(Command):
+    """The dose given, as the clinic's note records it (the room never doses)."""
+
+    weight_kg: float = Field(gt=0, le=400, allow_inf_nan=False)
+    dose_mg_per_kg: float = Field(gt=0, le=10, allow_inf_nan=False)
+    total_mg: float = Field(gt=0, le=2000, allow_inf_nan=False)
+
+
+class SideEffects(Command):
+    """Side effects seen at the debrief, from the clinic's list."""
+
+    items: list[Label] = Field(max_length=50)
+    note: NoteText | None = None
+
+
+class AdverseEvent(Command):
+    """An adverse event and what was done about it."""
+
+    kind: Label
+    severity: Literal["mild", "moderate", "severe"]
+    action: ReasonText
+    text: NoteText | None = None
+
+
 COMMANDS: dict[str, type[Command]] = {
     "start_session": StartSession,
     "advance": Advance,
@@ -487,6 +562,13 @@ COMMANDS: dict[str, type[Command]] = {
     "end_session": EndSession,
     "events": EventsQuery,
     "status": Command,
+    "library": LibraryQuery,
+    "choose": Choose,
+    "note": Note,
+    "notes": NotesQuery,
+    "record_dose": RecordDose,
+    "side_effects": SideEffects,
+    "adverse_event": AdverseEvent,
 }
 """Every verb of the contract and the payload it takes."""
 

@@ -45,6 +45,13 @@ VERB_PHASES: Final[dict[str, frozenset[Phase]]] = {
     "end_session": ACTIVE,
     "events": ANY,
     "status": ANY,
+    "library": ANY,
+    "choose": frozenset({"check_in", "integration", "intentions", "pre_infusion"}),
+    "note": ACTIVE,
+    "notes": ANY,
+    "record_dose": frozenset({"pre_infusion", "infusion"}),
+    "side_effects": frozenset({"debrief", "preparation", "discharge"}),
+    "adverse_event": ACTIVE,
 }
 
 

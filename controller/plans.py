@@ -61,7 +61,7 @@ class Plans:
     def resolve_tracks(self, plan: SessionPlan) -> list[str]:
         """The guidance track (if the plan asks for one) then the playlist (music mode)."""
         tracks: list[str] = []
-        if plan.guidance != "none":
+        if plan.guidance == "breathing" or plan.guidance == "body_scan":  # not none or clinician
             guidance = self._config.audio.guidance.get(plan.guidance)
             if guidance is None:
                 raise InvalidPayload(f"field 'guidance': no '{plan.guidance}' track configured")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from controller.events import InboxMessage
 from controller.models import Alarm, Event, NibpReading, Reply, RoomState, VitalsSample
@@ -151,6 +151,15 @@ class MusicLibrary(Protocol):
 
     def resolve(self, playlist: Sequence[str] | str) -> list[str]:
         """The tracks, in order; raises ValueError naming a missing or unreadable file."""
+        ...
+
+    def catalog(self) -> dict[str, list[dict[str, Any]]]:
+        """What the last scan found: ``tracks`` (``path``, ``title``, ``duration_s`` or None)
+        and named ``playlists`` (``name``, ``tracks``: paths, ``duration_s`` or None)."""
+        ...
+
+    def rescan(self) -> bool:
+        """Scan ``music_dir`` again, off the caller's thread; False if a scan is running."""
         ...
 
 

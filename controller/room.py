@@ -17,11 +17,13 @@ from typing import Any
 from controller import events as ev
 from controller.alarms import AlarmEngine
 from controller.calls import Calls
+from controller.clinical import Clinical
 from controller.commands import CommandDesk, Verb
 from controller.config import Config
 from controller.eventlog import EventLog, Listener
 from controller.gates import Gates
 from controller.health import Health
+from controller.intentions import Intentions
 from controller.journal import Journal
 from controller.models import (
     COMMANDS,
@@ -124,6 +126,13 @@ class Room:
             monitoring=self.monitoring, alarms=self.alarms, calls=self.calls,
             lights=self.lights, music=self.music, records=records,
         )  # fmt: skip
+        self.intentions = Intentions(
+            config=config, log=emit, session=facts, plans=self.plans, library=library
+        )
+        self.clinical = Clinical(
+            config=config, clock=clock, journal=journal, log=emit, timers=self.timers,
+            session=facts,
+        )  # fmt: skip
         self.commands = CommandDesk(
             verbs=self._verbs(), clock=clock, journal=journal, log=emit, link=link,
             phase=lambda: facts.phase, max_age_s=command_max_age_s,
@@ -139,11 +148,13 @@ class Room:
             self.monitoring.apply,
             self.alarms.apply,
             self.session.apply,
+            self.clinical.apply,
         )
         self._timer_handlers: dict[str, Callable[[], None]] = {
             **self.session.timer_table(),
             **self.monitoring.timer_table(),
             **self.calls.timer_table(),
+            **self.clinical.timer_table(),
         }
         self._inputs = self._input_table(simulator)
         self.log.wire(self.apply, lambda: facts.session_id)
@@ -152,7 +163,7 @@ class Room:
 
     def _verbs(self) -> dict[str, Verb]:
         """Each verb's handler; its model and phases come from ``COMMANDS`` and ``VERB_PHASES``."""
-        s, m = self.session, self.monitoring
+        s, m, c = self.session, self.monitoring, self.clinical
         handlers: dict[str, Callable[[Any], dict[str, Any]]] = {
             "start_session": s.start_session,
             "advance": s.advance,
@@ -173,9 +184,18 @@ class Room:
             "end_session": s.end_session,
             "events": self.log.events_page,
             "status": lambda cmd: self.state().model_dump(mode="json"),
+            "library": self.intentions.library,
+            "choose": self.intentions.choose,
+            "note": c.note,
+            "notes": c.notes,
+            "record_dose": c.record_dose,
+            "side_effects": c.side_effects,
+            "adverse_event": c.adverse_event,
         }
+        private = {"notes"}  # replies with clinical text: only to the requester's own topic
         return {
-            verb: Verb(COMMANDS[verb], VERB_PHASES[verb], run) for verb, run in handlers.items()
+            verb: Verb(COMMANDS[verb], VERB_PHASES[verb], run, verb in private)
+            for verb, run in handlers.items()
         }
 
     def _input_table(

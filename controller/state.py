@@ -78,6 +78,9 @@ class SessionState:
                 # A started session is at check-in from its first event: a room killed before
                 # the phase_changed that follows must not resume a session in idle or ended.
                 self._enter("check_in", event.ts)
+            case "plan_amended" if self.plan is not None:
+                self.plan = self.plan.model_copy(update=data["changes"])
+                self.tracks = list(data["tracks"])
             case "phase_changed":
                 self._enter(data["to"], event.ts)
             case "confirmed":

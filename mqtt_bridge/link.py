@@ -35,7 +35,17 @@ from controller.events import (
     PlanReceived,
     SimAction,
 )
-from controller.models import Alarm, AlarmList, Event, NibpReading, Reply, RoomState, VitalsSample
+from controller.models import (
+    Alarm,
+    AlarmList,
+    ErrorBody,
+    Event,
+    NibpReading,
+    PrivateReply,
+    Reply,
+    RoomState,
+    VitalsSample,
+)
 from controller.ports import Emit
 from mqtt_bridge.topics import Topics
 
@@ -190,14 +200,25 @@ class MqttLink:
     def publish_reply(
         self, reply: Reply, response_topic: str | None, correlation_data: bytes | None
     ) -> None:
-        """Send the reply on ``replies`` and, for MQTT 5 requesters, to their response topic."""
+        """Send the reply on ``replies`` and, for MQTT 5 requesters, to their response topic
+        (a ``PrivateReply`` only to a response topic under ``replies/``, which observers
+        never read; elsewhere it becomes a refusal without its text)."""
+        private = isinstance(reply, PrivateReply)
+        if private and (response_topic or "").startswith(self._topics.replies + "/"):
+            self._publish_to(response_topic or "", reply.to_json(), correlation_data)
+            return
+        if private:
+            reply = _private_refused(reply)
         payload = reply.to_json()
         self._publish(self._topics.replies, payload, 1, False)
         if response_topic and response_topic != self._topics.replies:
-            props = Properties(PacketTypes.PUBLISH)
-            if correlation_data is not None:
-                props.CorrelationData = correlation_data
-            self._publish(response_topic, payload, 1, False, properties=props)
+            self._publish_to(response_topic, payload, correlation_data)
+
+    def _publish_to(self, topic: str, payload: bytes, correlation_data: bytes | None) -> None:
+        props = Properties(PacketTypes.PUBLISH)
+        if correlation_data is not None:
+            props.CorrelationData = correlation_data
+        self._publish(topic, payload, 1, False, properties=props)
 
     # --- paho's thread ------------------------------------------------------------------
 
@@ -292,3 +313,14 @@ class MqttLink:
             except (ValueError, UnicodeDecodeError):
                 args = {}
             self._emit(SimAction(action, args if isinstance(args, dict) else {}))
+
+
+def _private_refused(reply: Reply) -> Reply:
+    """The refusal sent instead of a reply with clinical text that has nowhere private to go."""
+    message = "this reply holds clinical text: give an MQTT 5 response topic under replies/"
+    return Reply(
+        request_id=reply.request_id,
+        verb=reply.verb,
+        ok=False,
+        error=ErrorBody(code="invalid_payload", message=message),
+    )

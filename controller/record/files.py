@@ -24,7 +24,13 @@ from typing import Any, Protocol
 from controller.models import Event
 from controller.record import hl7
 from controller.record.html import render_html
-from controller.record.summary import CSV_COLUMNS, summarize, summary_of, vitals_rows
+from controller.record.summary import (
+    CSV_COLUMNS,
+    CSV_HEADER,
+    summarize,
+    summary_of,
+    vitals_rows,
+)
 
 FILES = ("session.json", "vitals.csv", "events.jsonl", "report.html", "oru_r01.hl7")
 
@@ -40,14 +46,19 @@ class JournalSource(Protocol):
         """Every (ts, kind, payload JSON) kept for a session, in order."""
         ...
 
+    def notes(self, session_id: str) -> list[dict[str, str]]:
+        """Every clinician's note of a session (``note_id, kind, by, ts, text``), in order."""
+        ...
+
 
 def csv_text(rows: Sequence[dict[str, Any]]) -> str:
-    """``vitals.csv``: a header and one row per reading; an empty cell is no value."""
+    """``vitals.csv``: a header with units and one row per reading; an empty cell is no
+    value."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_HEADER)  # the columns with their units
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in CSV_COLUMNS})
+        writer.writerow(["" if row.get(k) is None else row[k] for k in CSV_COLUMNS])
     return buf.getvalue()
 
 
@@ -66,21 +77,24 @@ def build_report(
     room_id: str = "",
     sender: hl7.Sender | None = None,
     created_at: datetime | None = None,
+    notes: Sequence[dict[str, str]] = (),
+    timezone: str = "UTC",
 ) -> dict[str, Any]:
     """Write the session's record into ``out_dir``; return ``{path, summary}`` for
     ``report_ready`` (``path`` is the HTML report).
 
     ``sender`` (default: the room ``room_id``) and ``created_at`` (default: now) go into the
-    HL7 message's header.
+    HL7 message's header; ``notes`` are the clinicians' notes (clinical text, in the record
+    only); ``timezone`` is the clinic's, for the times people read in the HTML report.
     """
-    rec = summarize(events, vitals)
+    rec = summarize(events, vitals, notes)
     rows = vitals_rows(events, vitals)
     message = hl7.session_message(rec, rows, sender or hl7.Sender(room_id), created_at)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write(out_dir / "session.json", json.dumps(rec, indent=2, ensure_ascii=False) + "\n")
     _write(out_dir / "vitals.csv", csv_text(rows))
     _write(out_dir / "events.jsonl", "".join(e.model_dump_json() + "\n" for e in events))
-    _write(out_dir / "report.html", render_html(rec, rows))
+    _write(out_dir / "report.html", render_html(rec, rows, timezone))
     _write(out_dir / "oru_r01.hl7", message)
     return {"path": str(out_dir / "report.html"), "summary": summary_of(rec)}
 
@@ -100,6 +114,7 @@ def rebuild_from_journal(
     room_id: str = "",
     sender: hl7.Sender | None = None,
     created_at: datetime | None = None,
+    timezone: str = "UTC",
 ) -> dict[str, Any]:
     """Build (again) a session's record from the journal (``roomd report <session_id>``).
 
@@ -115,4 +130,6 @@ def rebuild_from_journal(
         room_id=room_id,
         sender=sender,
         created_at=created_at,
+        notes=journal.notes(session_id),
+        timezone=timezone,
     )

@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 from types import TracebackType
 
+from controller.journal import NOTE_FIELDS
 from controller.models import Event, parse_utc
 
 
@@ -40,6 +41,18 @@ class JournalReader:
             "SELECT ts, kind, payload FROM vitals WHERE session_id = ? ORDER BY id", (session_id,)
         )
         return [(ts, kind, payload) for ts, kind, payload in rows]
+
+    def notes(self, session_id: str) -> list[dict[str, str]]:
+        """Every committed note of one session (``note_id, kind, by, ts, text``), in order;
+        none from a journal made before notes were kept."""
+        try:
+            rows = self._db.execute(
+                "SELECT note_id, kind, by, ts, text FROM notes WHERE session_id = ? ORDER BY id",
+                (session_id,),
+            ).fetchall()
+        except sqlite3.OperationalError:  # no notes table: an older journal
+            return []
+        return [dict(zip(NOTE_FIELDS, row, strict=True)) for row in rows]
 
     def close(self) -> None:
         """Close the connection."""

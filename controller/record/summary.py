@@ -18,14 +18,18 @@ from typing import Any
 
 from controller.models import Event, iso_utc, parse_utc
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 OXIMETRY_GAP_S = 10.0
 """Consecutive valid samples further apart than this leave a gap in oximetry coverage (the
 default ``stale_s``: the room would have raised ``vitals_stale``)."""
 
-CSV_HEADER = "time,t_s,kind,spo2,hr,pi,quality,sys,dia,map,source,by"
-CSV_COLUMNS = tuple(CSV_HEADER.split(","))
+CSV_COLUMNS: tuple[str, ...] = ("time", "t_s", "kind", "spo2", "hr", "pi", "quality", "sys")
+CSV_COLUMNS += ("dia", "map", "source", "by")
 """The columns of ``vitals.csv``, which are the keys of every ``vitals_rows`` row."""
+CSV_UNITS = {"time": "utc", "t_s": "", "spo2": "pct", "hr": "bpm", "pi": "pct"}
+CSV_UNITS |= {"sys": "mmHg", "dia": "mmHg", "map": "mmHg"}
+CSV_HEADER = tuple(f"{c}_{CSV_UNITS[c]}" if CSV_UNITS.get(c) else c for c in CSV_COLUMNS)
+"""``vitals.csv``'s header: each column with its unit (``spo2_pct``, ``sys_mmHg``, ...)."""
 
 Record = dict[str, Any]
 ALARM_LATER = "acknowledged_at acknowledged_by time_to_ack_s escalated_at cleared_at duration_s"
@@ -126,8 +130,13 @@ def _oximetry(samples: list[dict[str, Any]], clock: _Clock) -> dict[str, Any]:
     }
 
 
-def summarize(events: Sequence[Event], vitals: Sequence[tuple[str, str, str]]) -> Record:
-    """The ``session.json`` record of one session's events and vitals rows."""
+def summarize(
+    events: Sequence[Event],
+    vitals: Sequence[tuple[str, str, str]],
+    notes: Sequence[dict[str, str]] = (),
+) -> Record:
+    """The ``session.json`` record of one session's events, vitals rows and clinicians'
+    notes (the journal's ``notes``: their text is in the record, never on an event)."""
     if not events:
         raise ValueError("no events: nothing to report")
     started = next((e for e in events if e.type == "session_started"), None)
@@ -186,7 +195,67 @@ def summarize(events: Sequence[Event], vitals: Sequence[tuple[str, str, str]]) -
     rec["emergencies"] = _each(events, clock, ("emergency",), ("reason", "by"))
     rec["music"] = _music(events, clock)
     rec["incidents"] = _each(events, clock, INCIDENTS)
+    rec.update(_clinical(events, clock, notes))
+    rec.update(_choice(events, clock, rec))
+    rec.update(_end(ended))
+    limits = next((e for e in events if e.type == "limits_in_force"), None)
+    rec["limits_in_force"] = limits.data if limits is not None else None
     return rec
+
+
+def _clinical(events: Sequence[Event], clock: _Clock, notes: Sequence[dict[str, str]]) -> Record:
+    """What the clinic's note needs: notes (with their text), dose, side effects, adverse
+    events, the debrief's timing — each with who and when."""
+    return {
+        "notes": [
+            {**clock.at(parse_utc(n["ts"])), **{k: n[k] for k in ("note_id", "kind", "by", "text")}}
+            for n in notes
+        ],
+        "doses": _each(
+            events,
+            clock,
+            ("dose_recorded",),
+            ("weight_kg", "dose_mg_per_kg", "total_mg", "by", "warnings"),
+        ),
+        "side_effects": _each(
+            events, clock, ("side_effects_recorded",), ("items", "by", "note_id")
+        ),
+        "adverse_events": _each(
+            events,
+            clock,
+            ("adverse_event_recorded",),
+            ("kind", "severity", "action", "by", "note_id"),
+        ),
+        "debrief_due": _each(events, clock, ("debrief_due",), ("bound", "minutes")),
+    }
+
+
+def _choice(events: Sequence[Event], clock: _Clock, rec: Record) -> Record:
+    """The patient's choice (``choose``): each amendment, and the music as finally chosen
+    (``music_mode``, ``guidance``, ``tracks`` then hold the choice; ``planned`` the plan's)."""
+    keys = ("changes", "tracks", "by", "playlist_duration_s", "warnings")
+    amendments = _each(events, clock, ("plan_amended",), keys)
+    out: Record = {
+        "planned": {k: rec[k] for k in ("music_mode", "guidance", "tracks")},
+        "choices": amendments,
+    }
+    for amendment in amendments:
+        changes = amendment["changes"]
+        out["music_mode"] = changes.get("music_mode", out.get("music_mode", rec["music_mode"]))
+        out["guidance"] = changes.get("guidance", out.get("guidance", rec["guidance"]))
+        out["tracks"] = amendment["tracks"]
+    return out
+
+
+def _end(ended: Event | None) -> Record:
+    """How the session ended: discharged or not, from which phase, and the alarms nobody had
+    acknowledged by then."""
+    data = ended.data if ended is not None else {}
+    return {
+        "discharged": data.get("discharged"),
+        "ended_from_phase": data.get("from_phase"),
+        "open_alarms": list(data.get("open_alarms", [])),
+    }
 
 
 def _each(

@@ -43,8 +43,10 @@ class RecordWriter:
         *,
         sender: hl7.Sender | None = None,
         now: Callable[[], datetime] = _utc_now,
+        timezone: str = "UTC",
     ) -> None:
         self._journal_path = journal_path
+        self._timezone = timezone  # the clinic's, for the HTML report's times
         self._data_dir = data_dir
         self._emit = emit
         self._sender = sender or hl7.Sender()
@@ -69,8 +71,9 @@ class RecordWriter:
         try:
             with JournalReader(self._journal_path) as journal:
                 return rebuild_from_journal(
-                    journal, session_id, self._data_dir, sender=self._sender, created_at=self._now()
-                )
+                    journal, session_id, self._data_dir, sender=self._sender,
+                    created_at=self._now(), timezone=self._timezone,
+                )  # fmt: skip
         except (OSError, ValueError, LookupError, sqlite3.Error):
             # The journal keeps everything; `roomd report` can build it again later.
             log.exception("the session record of %s could not be written", session_id)

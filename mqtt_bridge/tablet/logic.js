@@ -31,6 +31,13 @@
     discharge: ["discharge"],
     end_session: ACTIVE,
     events: ANY, status: ANY,
+    library: ANY,
+    choose: ["check_in", "integration", "intentions", "pre_infusion"],
+    note: ACTIVE,
+    notes: ANY,
+    record_dose: ["pre_infusion", "infusion"],
+    side_effects: ["debrief", "preparation", "discharge"],
+    adverse_event: ACTIVE,
   };
   const RANK = { high: 3, medium: 2, low: 1 };
   const STALE_AFTER_MS = 25000;

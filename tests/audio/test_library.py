@@ -103,9 +103,9 @@ def test_unknown_and_empty_playlists(lib: MusicLibrary, music: Path, tmp_path: P
         MusicLibrary(tmp_path / "nowhere").resolve_playlist(["a.wav"])
 
 
-def test_scan_reads_durations_wav_by_header_and_others_by_libvlc(
-    lib: MusicLibrary, music: Path
-) -> None:
+def sox_ogg(path: Path, seconds: float, title: str | None = None) -> Path:
+    """An Ogg Vorbis tone made by sox, with a title tag when given."""
+    tag = ["--comment", f"Title={title}"] if title else []
     subprocess.run(
         [
             "sox",
@@ -114,14 +114,23 @@ def test_scan_reads_durations_wav_by_header_and_others_by_libvlc(
             "44100",
             "-c",
             "2",
-            str(music / "rain.ogg"),
+            *tag,
+            str(path),
             "synth",
-            "1.5",
+            str(seconds),
             "sine",
             "300",
         ],
         check=True,
+        capture_output=True,
     )
+    return path
+
+
+def test_scan_reads_durations_wav_by_header_and_others_by_libvlc(
+    lib: MusicLibrary, music: Path
+) -> None:
+    sox_ogg(music / "rain.ogg", 1.5)
     (music / "broken.mp3").write_bytes(b"not audio at all")
     durations = lib.scan()
     assert durations["calm.wav"] == pytest.approx(2.0)
@@ -142,3 +151,31 @@ def test_position_at() -> None:
     assert position_at(durations, 350.0) == (3, 0.0)  # finished
     assert position_at([100.0, None, 50.0], 500.0) == (1, 400.0)  # unknown: assume inside
     assert position_at(durations, -5) == (0, 0.0)
+
+
+def test_the_catalog_has_titles_durations_and_playlists(lib: MusicLibrary, music: Path) -> None:
+    sox_ogg(music / "rain.ogg", 1.5, title="Rain on the Roof")
+    (music / "evening.m3u").write_text("calm.wav\nrain.ogg\n")
+    (music / "broken.m3u").write_text("calm.wav\ngone.ogg\n")
+    assert lib.catalog() == {"tracks": [], "playlists": []}, "nothing before the first scan"
+    lib.scan()
+    catalog = lib.catalog()
+    tracks = {t["path"]: t for t in catalog["tracks"]}
+    assert tracks["rain.ogg"]["title"] == "Rain on the Roof"  # its tag
+    assert tracks["calm.wav"]["title"] == "calm"  # no tag: the file's name
+    assert tracks["rain.ogg"]["duration_s"] == pytest.approx(1.5, abs=0.05)
+    playlists = {p["name"]: p for p in catalog["playlists"]}
+    assert playlists["evening"]["tracks"] == ["calm.wav", "rain.ogg"]
+    assert playlists["evening"]["duration_s"] == pytest.approx(3.5, abs=0.05)
+    assert playlists["ocean"]["duration_s"] == pytest.approx(1.5)
+    assert "broken" not in playlists  # a playlist naming a missing file is left out
+
+
+def test_rescan_runs_off_the_callers_thread_and_finds_new_files(
+    lib: MusicLibrary, music: Path
+) -> None:
+    lib.scan()
+    sox_ogg(music / "later.ogg", 1.0, title="Later")
+    assert lib.rescan() is True
+    assert lib.wait_scanned(20), "the rescan never finished"
+    assert {t["path"]: t["title"] for t in lib.catalog()["tracks"]}["later.ogg"] == "Later"

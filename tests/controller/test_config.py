@@ -442,3 +442,47 @@ def test_sections_are_frozen() -> None:
         config.room.id = "other"  # type: ignore[misc]
     assert ProtocolSection().nibp_interval_minutes == config.protocol.nibp_interval_minutes
     assert MqttSection().port == config.mqtt.port
+
+
+# --- what the protocol expects, and the clinic's time zone ----------------------------------
+
+
+def test_protocol_expectations_default_to_the_seeds() -> None:
+    protocol = ProtocolSection()
+    assert protocol.playlist_minutes == (50, 60)
+    assert protocol.debrief_minutes == (20, 30)
+    assert protocol.dose_mg_per_kg == 0.5
+    assert {"nausea", "dizziness", "dissociation", "headache"} <= set(protocol.side_effects)
+    assert parse_config({"room": {"id": "r"}}).room.timezone == "UTC"
+
+
+def test_a_clinic_sets_its_own_expectations_and_time_zone() -> None:
+    config = parse_config(
+        {
+            "room": {"id": "r", "timezone": "America/Montreal"},
+            "protocol": {"playlist_minutes": [45, 70], "side_effects": ["tingling"]},
+        }
+    )
+    assert config.room.timezone == "America/Montreal"
+    assert config.protocol.playlist_minutes == (45, 70)
+    assert config.protocol.side_effects == ["tingling"]
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "words"),
+    [
+        ({"room": {"id": "r", "timezone": "Mars/Olympus"}}, "room.timezone", "IANA"),
+        ({"room": {"id": "r", "timezone": "EST5EDT/../x"}}, "room.timezone", "IANA"),
+        ({"protocol": {"playlist_minutes": [60, 50]}}, "protocol.playlist_minutes", "exceed"),
+        ({"protocol": {"playlist_minutes": [50]}}, "protocol.playlist_minutes.1", "missing"),
+        ({"protocol": {"debrief_minutes": [0, 30]}}, "protocol.debrief_minutes.0", ""),
+        ({"protocol": {"dose_mg_per_kg": 0}}, "protocol.dose_mg_per_kg", ""),
+        ({"protocol": {"side_effects": []}}, "protocol.side_effects", ""),
+        ({"protocol": {"side_effects": [""]}}, "protocol.side_effects.0", ""),
+    ],
+)
+def test_bad_expectations_and_zones_name_the_key(
+    data: dict[str, Any], key: str, words: str
+) -> None:
+    [problem] = problems_of({"room": {"id": "r"}} | data)
+    assert problem.startswith(f"{key}:") and words in problem

@@ -217,7 +217,31 @@ def manual_monitoring(h: Harness) -> None:
     h.ok("end_session", reason="test: manual monitoring")
 
 
+def clinical_session(h: Harness) -> None:
+    """The patient's choice, notes, the dose, an adverse event, the debrief's timer and the
+    side effects seen."""
+    h.library.tracks = {"a.ogg": 1500.0, "b.ogg": 1500.0, "c.ogg": 600.0}
+    h.to_pre_infusion()
+    h.ok("choose", playlist=["a.ogg", "b.ogg"], guidance="clinician")
+    h.ok("note", kind="intentions", text="to be kinder to myself")
+    h.ok("record_dose", weight_kg=70, dose_mg_per_kg=0.5, total_mg=35)
+    h.ok("advance")
+    h.ok("confirm", item="iv_line")
+    h.ok("start_infusion")
+    h.ok("adverse_event", kind="nausea", severity="mild", action="paused", text="brief")
+    for _ in range(4):
+        h.run(10 * 60)
+        finish_nibp(h)
+    h.audio.finish()
+    h.drain()
+    h.ok("advance")
+    h.run(30 * 60)
+    h.ok("side_effects", items=["nausea"], note="settled by the end")
+    h.ok("end_session", reason="test: clinical documentation")
+
+
 SESSIONS: dict[str, Callable[[Harness], None]] = {
+    "clinical": clinical_session,
     "music": music_session,
     "manual": manual_monitoring,
     "no_music": no_music_session,

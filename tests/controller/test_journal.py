@@ -286,6 +286,20 @@ def test_meta_get_set(path: Path) -> None:
         j.close()
 
 
+def test_a_note_is_named_after_the_event_that_announces_it(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.append(T0, "s-1", "session_started", {})
+    note_id = journal.add_note(T0, "s-1", "checkin", "dr-lee", "arrived calm")
+    event = journal.append(T0, "s-1", "note_recorded", {"note_id": note_id})
+    assert note_id == f"n-{event.seq}"
+    assert [n["text"] for n in journal.notes("s-1")] == ["arrived calm"]
+    assert journal.notes("s-2") == []
+    journal.close()
+    reopened = Journal(tmp_path / "journal.sqlite")
+    assert [n["note_id"] for n in reopened.notes("s-1")] == [note_id]
+    reopened.close()
+
+
 # --- damage ---------------------------------------------------------------------------------
 
 

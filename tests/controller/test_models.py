@@ -223,6 +223,10 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "music": {"action": "pause"},
     "alarm_ack": {"alarm_id": "a-1"},
     "alarm_silence": {"seconds": 60},
+    "note": {"kind": "intentions", "text": "to let go"},
+    "record_dose": {"weight_kg": 70, "dose_mg_per_kg": 0.5, "total_mg": 35},
+    "side_effects": {"items": []},
+    "adverse_event": {"kind": "vomiting", "severity": "mild", "action": "ondansetron"},
 }
 
 

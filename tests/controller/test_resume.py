@@ -44,8 +44,10 @@ def snapshot(h: Harness) -> dict[str, Any]:
                 "checkin",
                 "call_escalate",
                 "call_reminder",
+                "debrief",
             )
         },
+        "choice": (list(s.tracks), s.music_mode, None if s.plan is None else s.plan.guidance),
         "lights": (r.lights.scene, r.lights.level),
         "plan": None if s.plan is None else s.plan.session_id,
         "pending_plan": None if s.pending_plan is None else s.pending_plan.session_id,
@@ -61,7 +63,12 @@ def run_recorded_session(h: Harness, music_mode: str) -> dict[int, tuple[Any, di
 
     h.room.add_listener(record)
     playlist = [] if music_mode == "no_music" else ["a.ogg", "b.ogg"]
-    h.to_infusion_running(music_mode=music_mode, playlist=playlist)
+    h.to_pre_infusion(music_mode=music_mode, playlist=playlist)
+    if music_mode == "music":  # the patient's choice, amended before the infusion
+        h.ok("choose", playlist=["b.ogg", "a.ogg"], guidance="breathing")
+    h.ok("advance")
+    h.ok("confirm", item="iv_line")
+    h.ok("start_infusion")
     h.run(60)
     h.button.press()
     h.drain()
@@ -88,7 +95,10 @@ def run_recorded_session(h: Harness, music_mode: str) -> dict[int, tuple[Any, di
     if music_mode == "music":
         h.audio.finish()
         h.drain()
-    for _ in range(3):
+    h.ok("advance")
+    h.run(21 * 60, step=60)  # the debrief's least minutes: debrief_due, then timed to its most
+    assert [d["bound"] for d in h.events("debrief_due")] == ["least"]
+    for _ in range(2):
         h.ok("advance")
     h.nibp.finish(126, 80, 74)
     h.drain()

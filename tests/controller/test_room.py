@@ -76,6 +76,9 @@ def test_every_timer_a_part_arms_has_a_handler(room: Harness, tmp_path: Path) ->
     room.run(30 * 60)
     room.audio.finish()
     room.drain()
+    room.ok("advance")  # to the debrief, which is timed against [protocol] debrief_minutes
+    room.run(room.config.protocol.debrief_minutes[1] * 60)
+    assert [d["bound"] for d in room.events("debrief_due")] == ["least", "most"]
     room.ok("end_session", reason="test: the session ends here")
     # A session without music: check-ins.
     room.to_infusion_running(session_id="s-002", music_mode="no_music")

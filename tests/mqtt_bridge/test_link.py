@@ -33,7 +33,16 @@ from controller.events import (
     PlanReceived,
     SimAction,
 )
-from controller.models import Alarm, AlarmList, Event, NibpReading, Reply, RoomState, VitalsSample
+from controller.models import (
+    Alarm,
+    AlarmList,
+    Event,
+    NibpReading,
+    PrivateReply,
+    Reply,
+    RoomState,
+    VitalsSample,
+)
 from mqtt_bridge.link import MqttLink, read_password
 from mqtt_bridge.topics import Topics
 from tests.support.broker import Broker
@@ -698,3 +707,35 @@ def test_link_with_a_world_readable_password_file_refuses_to_build(tmp_path: Pat
     sect = MqttSection(port=1, username="room-1", password_file=str(f))
     with pytest.raises(ConfigError):
         MqttLink(sect, T, lambda m: None)
+
+
+def test_a_private_reply_goes_only_to_a_response_topic_under_replies(
+    make_link: LinkFactory, subs: Callable[..., Sub]
+) -> None:
+    link, _ = make_link()
+    mine = f"{T.replies}/tab7"
+    watcher = subs(T.replies, mine)
+    secret = {"notes": [{"note_id": "n-1", "text": "clinical text"}]}
+    link.publish_reply(
+        PrivateReply(request_id="n1", verb="notes", ok=True, result=secret), mine, b"c"
+    )
+    msg = watcher.get(mine)
+    assert json.loads(msg.payload)["result"] == secret
+    assert msg.properties.CorrelationData == b"c"
+    # Nothing went on the shared topic: the next message there is the next ordinary reply.
+    link.publish_reply(Reply(request_id="after", verb="status", ok=True, result={}), None, None)
+    assert json.loads(watcher.get(T.replies).payload)["request_id"] == "after"
+
+
+def test_a_private_reply_with_nowhere_private_to_go_becomes_a_refusal(
+    make_link: LinkFactory, subs: Callable[..., Sub]
+) -> None:
+    link, _ = make_link()
+    elsewhere = "clients/dr-z/responses"
+    watcher = subs(T.replies, elsewhere)
+    private = PrivateReply(request_id="n2", verb="notes", ok=True, result={"notes": ["text"]})
+    link.publish_reply(private, elsewhere, None)
+    for topic in (T.replies, elsewhere):
+        body = json.loads(watcher.get(topic).payload)
+        assert body["ok"] is False and body["error"]["code"] == "invalid_payload"
+        assert body["request_id"] == "n2" and "result" not in body  # the text stays home

@@ -33,9 +33,12 @@ def test_files_written_and_report_ready(session: dict[str, Any]) -> None:
 def test_csv_round_trips(session: dict[str, Any]) -> None:
     rows = vitals_rows(session["events"], session["vitals"])
     with (session["out"] / "vitals.csv").open(newline="") as f:
-        reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
-        read = list(reader)
+        reader = csv.reader(f)
+        header = next(reader)
+        # The header names each column with its unit.
+        assert header[:6] == ["time_utc", "t_s", "kind", "spo2_pct", "hr_bpm", "pi_pct"]
+        assert header[7:10] == ["sys_mmHg", "dia_mmHg", "map_mmHg"]
+        read = [dict(zip(CSV_COLUMNS, row, strict=True)) for row in reader]
     assert len(read) == len(rows)
     for got, want in zip(read, rows, strict=True):
         for col in CSV_COLUMNS:

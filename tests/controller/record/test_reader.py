@@ -43,3 +43,26 @@ def test_never_writes(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError):
         JournalReader(tmp_path / "missing.sqlite")
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_reads_the_notes_and_none_from_a_journal_without_them(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite")
+    first = journal.add_note(T0, "s-1", "intentions", "dr-lee", "to rest")
+    journal.append(T0, "s-1", "note_recorded", {"note_id": first})
+    journal.add_note(T0, "s-2", "debrief", "dr-kim", "another session")
+    with JournalReader(journal.path) as reader:
+        assert reader.notes("s-1") == journal.notes("s-1")
+        assert reader.notes("s-1") == [
+            {
+                "note_id": first,
+                "kind": "intentions",
+                "by": "dr-lee",
+                "ts": "2026-01-05T09:00:00.000Z",
+                "text": "to rest",
+            }
+        ]
+    journal.close()
+    with sqlite3.connect(tmp_path / "journal.sqlite") as db:
+        db.execute("DROP TABLE notes")  # as a journal from before notes were kept
+    with JournalReader(tmp_path / "journal.sqlite") as reader:
+        assert reader.notes("s-1") == []
