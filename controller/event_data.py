@@ -568,12 +568,26 @@ class JournalRecovered(EventData):
 
 class CommandRejected(EventData):
     """A command was refused or failed (every error reply but ``duplicate``); ``request_id``
-    is empty when the command had none readable."""
+    is empty when the command had none readable. Refusals are coalesced: the first of an
+    interval at once, then one event per code for the rest of it, ``count`` refusals (the
+    last one's ``verb`` and ``request_id``). ``by`` (with ``by_verified``) is the broker user
+    that sent it on ``cmd/<verb>/by/<user>``."""
 
     verb: Annotated[str, Field(max_length=64)]
     code: ErrorCode
-    request_id: str
+    request_id: Annotated[str, Field(max_length=64)]
+    by: Annotated[str, Field(max_length=64)] | None = None
+    by_verified: Literal[True] | None = None
+    count: Annotated[int, Field(ge=2)] | None = None
     example: ClassVar = {"verb": "advance", "code": "gate_not_met", "request_id": "tab7-000184"}
+
+
+class LoopStalled(EventData):
+    """The room's core loop did not turn for ``gap_s`` seconds (the process was stopped,
+    starved or swapped out): nothing was heard, decided or published meanwhile."""
+
+    gap_s: NonNegativeFloat
+    example: ClassVar = {"gap_s": 30.2}
 
 
 EVENT_DATA: dict[str, type[EventData]] = {
@@ -627,6 +641,7 @@ EVENT_DATA: dict[str, type[EventData]] = {
     "link_restored": LinkRestored,
     "journal_recovered": JournalRecovered,
     "command_rejected": CommandRejected,
+    "loop_stalled": LoopStalled,
 }
 """Every event type the room emits and the model of its ``data``."""
 

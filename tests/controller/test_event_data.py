@@ -34,9 +34,12 @@ from controller.models import Devices
 from controller.record.files import rebuild_from_journal
 from tests.controller.harness import ALL_OK, Harness, make_config
 
-RESERVED: dict[str, str] = {}
+RESERVED: dict[str, str] = {
+    "loop_stalled": "issue 15 item 8: CoreLoop emits it from controller/stall.py's StallWatch "
+    "(wired in loop.py at the merge; then drive it in a session below and drop it here)",
+}
 """Types with a model that the code does not emit yet, each with the contract that reserves
-it (none today: the v2 contract's events get their models with the code that emits them)."""
+it (the v2 contract's events get their models with the code that emits them)."""
 
 # === the table ============================================================================
 
