@@ -70,8 +70,9 @@ class SessionConfigured(EventData):
 
 
 class PlanRejected(EventData):
-    """A plan arrived that the room cannot run (invalid, a missing file, a session running);
-    the room keeps what it had. One reason per problem."""
+    """A plan arrived that the room cannot run (invalid, a missing file, a session running,
+    too large to record); the room keeps what it had. One reason per problem, the first 20
+    and then how many more."""
 
     reasons: list[str]
     example: ClassVar = {"reasons": ["session_number: session_number must be 1..6"]}
