@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import typing
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from controller.event_data import EVENT_DATA
 from controller.fit import (
     CUT,
+    ENVELOPE_BYTES,
     EVENT_BUDGET,
     MAX_REASONS,
     MAX_TEXT,
@@ -19,7 +25,7 @@ from controller.fit import (
     fit_reply,
     summarise,
 )
-from controller.models import ErrorBody, Reply
+from controller.models import ErrorBody, ErrorCode, Reply
 
 
 def test_clip_marks_what_it_cut() -> None:
@@ -95,3 +101,48 @@ def test_an_oversized_result_is_replaced_by_a_note() -> None:
     small = fit_reply(big)
     assert small.ok and small.result is not None and small.result["truncated"] is True
     assert json.loads(small.to_json())["result"]["bytes"] == len(big.to_json())
+
+
+# --- the bound, over every event type and every reply (hypothesis) -------------------------
+
+SIZE = st.integers(min_value=0, max_value=90_000)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | SIZE.map(lambda n: "w" * n),
+    lambda inner: st.lists(inner, max_size=40) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=60,
+)
+"""JSON values with texts up to 90 KB: cheap to make, large enough to break any budget."""
+
+
+def inflate(value: Any, times: int) -> Any:
+    """``value`` with every text ``times`` as long and every list ``times`` as long."""
+    if isinstance(value, str):
+        return value * times
+    if isinstance(value, list):
+        return [inflate(v, times) for v in value] * times
+    if isinstance(value, dict):
+        return {k: inflate(v, times) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("type_", sorted(EVENT_DATA))
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(times=st.integers(min_value=1, max_value=2000), extra=JSON)
+def test_every_event_type_fits_or_is_refused(type_: str, times: int, extra: Any) -> None:
+    data = {**inflate(EVENT_DATA[type_].example, times), "extra": extra}
+    try:
+        fitted = fit_event(type_, data)
+    except TooLarge:
+        return
+    assert encoded_size(fitted) + ENVELOPE_BYTES <= EVENT_BUDGET
+
+
+@pytest.mark.parametrize("code", typing.get_args(ErrorCode))
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(message=SIZE.map(lambda n: "m" * n), details=JSON, verb=SIZE.map(lambda n: "v" * n))
+def test_every_reply_fits(code: str, message: str, details: Any, verb: str) -> None:
+    body = ErrorBody(code=code, message=message, details={"d": details})  # type: ignore[arg-type]
+    reply = Reply(request_id="r" * 64, verb=verb, ok=False, error=body, by_declared="x" * 64)
+    assert len(fit_reply(reply).to_json()) <= REPLY_BUDGET
+    ok = Reply(request_id="r", verb=verb, ok=True, result={"d": details, "m": message})
+    assert len(fit_reply(ok).to_json()) <= REPLY_BUDGET
