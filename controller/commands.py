@@ -136,6 +136,11 @@ class CommandDesk:
         except Exception:  # the command is decided and journaled; a failed reply must not jam
             log.exception("reply to %s could not be sent", clip(verb, 64))
 
+    @property
+    def held_refusals(self) -> int:
+        """Refusals counted in the current interval and not journaled yet."""
+        return sum(h.count for h in self._held.values())
+
     def flush(self) -> None:
         """Journal the refusals counted in an interval that is over (also called on tick)."""
         if self._window_at is None or self._clock.monotonic() - self._window_at < COALESCE_S:
