@@ -44,7 +44,8 @@ log = logging.getLogger("roomd.core")
 Handler = Callable[[Any], dict[str, Any]]
 
 COALESCE_S = 1.0
-"""Refusals of one code within this many seconds of the first are journaled as one event."""
+"""Refusals within this many seconds of the interval's first are journaled as one event per
+error code (the first of the interval is journaled at once)."""
 FUTURE_SKEW_S = 120.0
 """How far ahead of the room's clock a ``sent_at`` may be (a tablet's clock slightly ahead);
 past it the command is refused: a future date would escape the age check."""

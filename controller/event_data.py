@@ -571,8 +571,8 @@ class CommandRejected(EventData):
     """A command was refused or failed (every error reply but ``duplicate``); ``request_id``
     is empty when the command had none readable. Refusals are coalesced: the first of an
     interval at once, then one event per code for the rest of it, ``count`` refusals (the
-    last one's ``verb`` and ``request_id``). ``by`` (with ``by_verified``) is the broker user
-    that sent it on ``cmd/<verb>/by/<user>``."""
+    last one's ``verb``, ``request_id`` and ``by``). ``by`` (with ``by_verified``) is the
+    broker user that sent it on ``cmd/<verb>/by/<user>``."""
 
     verb: Annotated[str, Field(max_length=64)]
     code: ErrorCode
