@@ -35,6 +35,7 @@ NAMES = (
     "kill9",
     "outage",
     "clinic",
+    "flood",
 )
 GROUPS = {"latency": ("roundtrip", "call", "alarm"), "recovery": ("kill9", "outage")}
 
@@ -56,6 +57,7 @@ class Plan:
     writes_session_s: int
     rooms: list[int]
     clinic_window_s: float
+    flood_cycles: int
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,6 +105,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         writes_session_s=1800 if q else 7200,
         rooms=rooms,
         clinic_window_s=5.0 if q else 30.0,
+        flood_cycles=2 if q else 5,
     )
 
 
@@ -185,6 +188,14 @@ TARGETS = (
         lambda r: sum(x["event_seq_gaps"] for x in r["runs"]),
         lambda v: v == 0,
         "",
+    ),
+    Target(
+        "flood",
+        "emergency behind",
+        "< 2 s",
+        lambda r: r["behind_flood_s_max"],
+        lambda v: v < 2,
+        "s",
     ),
 )
 
@@ -318,6 +329,18 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                     f"per room; gaps {run['event_seq_gaps']}",
                 ]
             )
+    if "flood" in results:
+        r = results["flood"]
+        b, a = r["behind_flood_ms"], r["reference"]["emergency_alone_ms"]
+        out.append(
+            [
+                "flood",
+                f"emergency behind {r['flood']} bad commands: p50/max {b['p50_ms']:.0f}/"
+                f"{b['max_ms']:.0f} ms (n={r['cycles']}); "
+                f"{r['command_rejected_events']} command_rejected",
+                f"emergency alone p50/max {a['p50_ms']:.1f}/{a['max_ms']:.1f} ms",
+            ]
+        )
     return out
 
 
@@ -351,7 +374,7 @@ def run(
     names: list[str], plan: Plan, workdir: Path, log: Callable[[str], None]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run the benchmarks; (results by name, errors by name)."""
-    from bench import clinic, footprint, journal_cost, latency, recovery, writes
+    from bench import clinic, flood, footprint, journal_cost, latency, recovery, writes
 
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -425,6 +448,8 @@ def run(
             "clinic",
             lambda: clinic.bench_clinic(workdir / "clinic", plan.rooms, plan.clinic_window_s),
         )
+    if "flood" in names:
+        attempt("flood", lambda: flood.bench_flood(workdir / "flood", plan.flood_cycles))
     return results, errors
 
 

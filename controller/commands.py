@@ -1,9 +1,17 @@
 """The clinicians' commands: read, checked and answered, each run by its part's handler.
 
-A command arrives as raw bytes on ``cmd/<verb>``. It is parsed within the size limit, checked
-for a repeated ``request_id`` (answered with the first reply), validated by its model, refused
-when stale or in the wrong phase, then run by the handler the verb table names. Every refusal
-is journaled as ``command_rejected``; every reply goes to the response topic it asked for.
+A command arrives as raw bytes on ``cmd/<verb>`` (``by`` as declared in the payload) or on
+``cmd/<verb>/by/<user>`` (``by`` proven by the broker: the ACL lets each clinician write only
+under their own user name). It is parsed within the size limit, checked for a repeated
+``request_id`` (answered with the first reply), validated by its model, refused when stale, from
+the future or in the wrong phase, then run by the handler the verb table names. Every reply goes
+to the response topic it asked for, cut to fit the broker's limit.
+
+Refusals are journaled as ``command_rejected``, coalesced: the first of an interval at once,
+the others of the same code counted into one event when the interval is over (a flood of bad
+commands must neither hold an emergency behind thousands of journal writes nor fill the disk).
+A command refused before it was understood (unreadable, unknown verb, invalid, stale) keeps no
+reply: nothing ran, so a repeat may be answered again.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from typing import Any
 from controller import events as ev
 from controller.errors import CommandError, InvalidPayload, InvalidState, UnknownVerb
 from controller.eventlog import EventLog
+from controller.fit import clip, fit_reply
 from controller.journal import Journal
 from controller.models import (
     COMMANDS,
@@ -34,6 +43,23 @@ from controller.ports import ClinicLink, Clock
 log = logging.getLogger("roomd.core")
 
 Handler = Callable[[Any], dict[str, Any]]
+
+COALESCE_S = 1.0
+"""Refusals within this many seconds of the interval's first are journaled as one event per
+error code (the first of the interval is journaled at once)."""
+FUTURE_SKEW_S = 120.0
+"""How far ahead of the room's clock a ``sent_at`` may be (a tablet's clock slightly ahead);
+past it the command is refused: a future date would escape the age check."""
+
+
+@dataclass
+class Held:
+    """Refusals of one code counted since the interval's first was journaled."""
+
+    count: int
+    verb: str
+    request_id: str
+    user: str | None
 
 
 @dataclass(frozen=True)
@@ -67,24 +93,30 @@ class CommandDesk:
         self._link = link
         self._phase = phase
         self.max_age_s = max_age_s  # None: sent_at not checked
+        self._window_at: float | None = None  # when the current refusal interval began
+        self._held: dict[str, Held] = {}  # code -> refusals counted in this interval
 
     def on_command(self, msg: ev.CommandReceived) -> None:
         """Run one command and send its reply."""
-        request_id, verb = "", msg.verb
+        self.flush()
+        request_id, verb, understood, declared = "", msg.verb, False, None
         try:
             obj = parse_json_object(msg.payload)
             rid = obj.get("request_id")
             if isinstance(rid, str) and 0 < len(rid) <= 64:
                 request_id = rid
             if verb not in self.verbs:
-                raise UnknownVerb(f"unknown verb '{verb}'; verbs are {', '.join(COMMANDS)}")
+                raise UnknownVerb(
+                    f"unknown verb '{clip(verb, 64)}'; verbs are {', '.join(COMMANDS)}"
+                )
             first = self._journal.find_reply(request_id) if request_id else None
             if first is not None:
                 self._send(msg, _duplicate(request_id, verb, first), record=False)
                 return
             entry = self.verbs[verb]
-            command = validate_command(entry.model, obj)
+            command, declared = attribute(validate_command(entry.model, obj), msg.user)
             self._check_fresh(command)
+            understood = True
             phase = self._phase()
             if phase not in entry.phases:
                 raise InvalidState(wrong_phase_message(verb, phase))
@@ -94,16 +126,38 @@ class CommandDesk:
                     "under replies/: send the command with one"
                 )
             result = entry.run(command)
-            reply = Reply(request_id=request_id, verb=verb, ok=True, result=result or {})
+            reply = Reply(
+                request_id=request_id,
+                verb=verb,
+                ok=True,
+                result=result or {},
+                by_verified=True if msg.user is not None else None,
+                by_declared=declared,
+            )
         except CommandError as exc:
-            reply = self._reject(request_id, verb, exc.code, exc.message, exc.details)
+            reply = self._reject(msg, request_id, exc.code, exc.message, exc.details)
         except Exception:  # a bug must not stop the room; say so and keep the room running
-            log.exception("command %s failed", verb)
-            reply = self._reject(request_id, verb, "internal", "internal error; see the room's log")
+            log.exception("command %s failed", clip(verb, 64))
+            reply = self._reject(msg, request_id, "internal", "internal error; see the room's log")
         try:
-            self._send(msg, reply, record=bool(request_id))
+            self._send(msg, reply, record=bool(request_id) and understood)
         except Exception:  # the command is decided and journaled; a failed reply must not jam
-            log.exception("reply to %s could not be sent", verb)
+            log.exception("reply to %s could not be sent", clip(verb, 64))
+
+    @property
+    def held_refusals(self) -> int:
+        """Refusals counted in the current interval and not journaled yet."""
+        return sum(h.count for h in self._held.values())
+
+    def flush(self) -> None:
+        """Journal the refusals counted in an interval that is over (also called on tick)."""
+        if self._window_at is None or self._clock.monotonic() - self._window_at < COALESCE_S:
+            return
+        held, self._held, self._window_at = self._held, {}, None
+        for code, h in held.items():
+            self._log.emit(
+                "command_rejected", _rejected(h.verb, code, h.request_id, h.user, h.count)
+            )
 
     def _check_fresh(self, command: Command) -> None:
         """Refuse a command older than the configured age: a stale start_infusion must never
@@ -112,6 +166,12 @@ class CommandDesk:
         if limit is None or command.sent_at is None:
             return
         age = (self._clock.now() - command.sent_at).total_seconds()
+        if age < -FUTURE_SKEW_S:
+            raise InvalidPayload(
+                f"field 'sent_at': the command is dated {-age:.0f} s ahead of the room's clock "
+                f"(at most {FUTURE_SKEW_S:g} s); not executed: check the sender's clock",
+                {"ahead_s": round(-age, 3), "limit_s": FUTURE_SKEW_S},
+            )
         if age > limit:
             raise InvalidPayload(
                 f"field 'sent_at': the command is {age:.0f} s old (limit {limit:g} s); "
@@ -120,25 +180,62 @@ class CommandDesk:
             )
 
     def _reject(
-        self, request_id: str, verb: str, code: str, message: str, details: Any = None
+        self,
+        msg: ev.CommandReceived,
+        request_id: str,
+        code: str,
+        message: str,
+        details: Any = None,
     ) -> Reply:
-        self._log.emit(
-            "command_rejected", {"verb": verb[:64], "code": code, "request_id": request_id}
-        )
+        verb = msg.verb[:64]
+        now = self._clock.monotonic()
+        if self._window_at is None:
+            self._window_at = now
+            self._log.emit("command_rejected", _rejected(verb, code, request_id, msg.user, 1))
+        elif code in self._held:
+            held = self._held[code]
+            held.count += 1
+            held.verb, held.request_id, held.user = verb, request_id, msg.user
+        else:
+            self._held[code] = Held(1, verb, request_id, msg.user)
         return Reply(
             request_id=request_id,
-            verb=verb[:64],
+            verb=verb,
             ok=False,
             error=ErrorBody(code=code, message=message, details=details),
+            by_verified=True if msg.user is not None else None,
         )
 
     def _send(self, msg: ev.CommandReceived, reply: Reply, *, record: bool) -> None:
+        reply = fit_reply(reply)
         if record:
             self._journal.record_reply(reply.request_id, reply.to_json().decode())
         entry = self.verbs.get(msg.verb)
         if entry is not None and entry.private:
             reply = PrivateReply.model_validate(reply.model_dump())
         self._link.publish_reply(reply, msg.response_topic, msg.correlation_data)
+
+
+def attribute(command: Command, user: str | None) -> tuple[Command, str | None]:
+    """The command as the broker attributes it: ``by`` is the user whose topic it came on;
+    and the ``by`` the payload declared when it differs (None when it agrees)."""
+    if user is None or command.by == user:
+        return command, None
+    return command.model_copy(update={"by": user}), command.by
+
+
+def _rejected(
+    verb: str, code: str, request_id: str, user: str | None, count: int
+) -> dict[str, Any]:
+    """A ``command_rejected`` event's data: ``count`` when it stands for several refusals,
+    ``by`` when the broker proved who sent the (last) one."""
+    data: dict[str, Any] = {"verb": verb, "code": code, "request_id": request_id}
+    if user is not None:
+        data["by"] = user
+        data["by_verified"] = True
+    if count > 1:
+        data["count"] = count
+    return data
 
 
 def _duplicate(request_id: str, verb: str, first: str) -> Reply:

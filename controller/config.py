@@ -10,6 +10,7 @@ adapters registered (``controller.drivers``): the daemon loads them before readi
 from __future__ import annotations
 
 import difflib
+import ssl
 import tomllib
 import typing
 import zoneinfo
@@ -22,6 +23,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    StrictFloat,
+    StrictInt,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -38,9 +41,10 @@ RoomId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
 
 
 class Section(BaseModel):
-    """A config section: frozen, unknown keys refused."""
+    """A config section: frozen, unknown keys refused, types strict (TOML has real types:
+    ``port = "18883"`` or ``session_expiry_s = true`` is a mistake to report, not guess)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class RoomSection(Section):
@@ -70,7 +74,7 @@ class RoomSection(Section):
 class MqttSection(Section):
     """``[mqtt]``: the clinic broker."""
 
-    host: str = "127.0.0.1"
+    host: Annotated[str, StringConstraints(pattern=r"^\S+$")] = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
     username: str = ""
     password_file: str = ""
@@ -81,6 +85,22 @@ class MqttSection(Section):
     keepalive_s: int = Field(default=15, ge=5, le=300)
     session_expiry_s: int = Field(default=300, ge=0, le=86400)
     command_max_age_s: float = Field(default=30, gt=0, le=3600)
+
+    @field_validator("tls_ca")
+    @classmethod
+    def _ca_readable(cls, v: str) -> str:
+        # Found here, a missing or broken CA file is one line naming the key, not a
+        # traceback from the TLS library when the link starts.
+        if v:
+            try:
+                ssl.create_default_context(cafile=v)
+            except FileNotFoundError:
+                raise ValueError(f"no such file: {v}") from None
+            except ssl.SSLError:  # an OSError too: first
+                raise ValueError(f"not a PEM CA certificate: {v}") from None
+            except OSError as exc:
+                raise ValueError(f"cannot be read: {v} ({exc.strerror})") from None
+        return v
 
 
 class CallButtonSection(Section):
@@ -102,7 +122,12 @@ class Scene(Section):
     """A lighting scene: a level 0..1, a colour, and how long to fade into it."""
 
     level: float = Field(ge=0, le=1)
-    colour: tuple[int, int, int] = (255, 180, 110)
+    # A TOML array is a list: the tuple itself is taken from one, its numbers stay strict.
+    colour: Annotated[tuple[StrictInt, StrictInt, StrictInt], Field(strict=False)] = (
+        255,
+        180,
+        110,
+    )
     fade_s: float = Field(default=5.0, ge=0, le=1800)
 
 
@@ -287,10 +312,9 @@ def _ordered(pair: tuple[float, float]) -> tuple[float, float]:
     return pair
 
 
-MinutesRange = Annotated[
-    tuple[Annotated[float, Field(gt=0, le=240)], Annotated[float, Field(gt=0, le=240)]],
-    AfterValidator(_ordered),
-]
+Minutes = Annotated[StrictFloat, Field(gt=0, le=240)]
+# A TOML array is a list: the tuple itself is taken from one, its numbers stay strict.
+MinutesRange = Annotated[tuple[Minutes, Minutes], Field(strict=False), AfterValidator(_ordered)]
 """``[least, most]`` minutes."""
 SideEffect = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 DEFAULT_SIDE_EFFECTS = (

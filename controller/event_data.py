@@ -70,8 +70,9 @@ class SessionConfigured(EventData):
 
 
 class PlanRejected(EventData):
-    """A plan arrived that the room cannot run (invalid, a missing file, a session running);
-    the room keeps what it had. One reason per problem."""
+    """A plan arrived that the room cannot run (invalid, a missing file, a session running,
+    too large to record); the room keeps what it had. One reason per problem, the first 20
+    and then how many more."""
 
     reasons: list[str]
     example: ClassVar = {"reasons": ["session_number: session_number must be 1..6"]}
@@ -606,15 +607,21 @@ class JournalRecovered(EventData):
 
 class CommandRejected(EventData):
     """A command was refused or failed (every error reply but ``duplicate``); ``request_id``
-    is empty when the command had none readable."""
+    is empty when the command had none readable. Refusals are coalesced: the first of an
+    interval at once, then one event per code for the rest of it, ``count`` refusals (the
+    last one's ``verb``, ``request_id`` and ``by``). ``by`` (with ``by_verified``) is the
+    broker user that sent it on ``cmd/<verb>/by/<user>``."""
 
     verb: Annotated[str, Field(max_length=64)]
     code: ErrorCode
-    request_id: str
+    request_id: Annotated[str, Field(max_length=64)]
+    by: Annotated[str, Field(max_length=64)] | None = None
+    by_verified: Literal[True] | None = None
+    count: Annotated[int, Field(ge=2)] | None = None
     example: ClassVar = {"verb": "advance", "code": "gate_not_met", "request_id": "tab7-000184"}
 
 
-# === the patient's choice and the clinical record ==========================================
+# === the patient's choice and the clinical record ===================================
 
 
 class PlanAmended(EventData):
@@ -702,6 +709,14 @@ class DebriefDue(EventData):
     example: ClassVar = {"bound": "least", "minutes": 20.0}
 
 
+class LoopStalled(EventData):
+    """The room's core loop did not turn for ``gap_s`` seconds (the process was stopped,
+    starved or swapped out): nothing was heard, decided or published meanwhile."""
+
+    gap_s: NonNegativeFloat
+    example: ClassVar = {"gap_s": 30.2}
+
+
 EVENT_DATA: dict[str, type[EventData]] = {
     "session_configured": SessionConfigured,
     "plan_rejected": PlanRejected,
@@ -761,6 +776,7 @@ EVENT_DATA: dict[str, type[EventData]] = {
     "side_effects_recorded": SideEffectsRecorded,
     "adverse_event_recorded": AdverseEventRecorded,
     "debrief_due": DebriefDue,
+    "loop_stalled": LoopStalled,
 }
 """Every event type the room emits and the model of its ``data``."""
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from controller.fit import fit_event
 from controller.journal import Journal
 from controller.models import (
     MAX_PAYLOAD_BYTES,
@@ -123,6 +124,7 @@ class EventLog:
         and published, with its seq, when the disk takes it again (``storage_turn``).
         """
         sid = session_id or self._session_id()
+        data = fit_event(type_, data)  # never journal what the broker would refuse
         now = self._clock.now()
         fault: StorageError | None = None
         event: Event | None = None
@@ -161,6 +163,12 @@ class EventLog:
 
     def delivered(self, seq: int) -> None:
         """The broker acknowledged event ``seq``."""
+        self.journal.mark_delivered(seq)
+
+    def set_aside(self, seq: int, reason: str) -> None:
+        """The broker will never take event ``seq``: stop re-sending it (it stays in the
+        journal, and the ``events`` verb still returns it)."""
+        log.error("event %d set aside, not delivered: %s", seq, reason)
         self.journal.mark_delivered(seq)
 
     def events_page(self, cmd: EventsQuery) -> dict[str, Any]:

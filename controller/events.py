@@ -14,12 +14,17 @@ from controller.models import NibpReading, VitalsSample
 
 @dataclass(frozen=True)
 class CommandReceived:
-    """A command arrived on ``cmd/<verb>`` (payload still raw bytes)."""
+    """A command arrived on ``cmd/<verb>`` (payload still raw bytes).
+
+    ``user`` is the broker user name from ``cmd/<verb>/by/<user>``, the path the clinic ACL
+    lets each clinician write only under their own name; None on the declared ``cmd/<verb>``.
+    """
 
     verb: str
     payload: bytes
     response_topic: str | None = None
     correlation_data: bytes | None = None
+    user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,15 @@ class EventDelivered:
     """The broker acknowledged the event with this ``seq`` (PUBACK)."""
 
     seq: int
+
+
+@dataclass(frozen=True)
+class EventUndeliverable:
+    """The broker will never take event ``seq`` (too large for it, or refused): the outbox
+    must set it aside, or it would re-send it at every reconnect and be cut off each time."""
+
+    seq: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -152,6 +166,7 @@ InboxMessage = (
     | LinkUp
     | LinkDown
     | EventDelivered
+    | EventUndeliverable
     | VitalsArrived
     | NibpCompleted
     | NibpFailed

@@ -11,6 +11,7 @@ from controller.errors import JournalError
 from controller.events import InboxMessage, Shutdown
 from controller.ports import Annunciator, Clock
 from controller.room import Room
+from controller.stall import StallWatch
 from controller.storage import StorageError
 
 log = logging.getLogger("roomd.core")
@@ -41,6 +42,7 @@ class CoreLoop:
         self._inbox = inbox
         self._clock = clock
         self._alive = alive or (lambda: None)
+        self._stalls = StallWatch()
         self._notify = notify or (lambda message: None)
         self._annunciator = annunciator
         self._fault_said: str | None = None
@@ -59,6 +61,9 @@ class CoreLoop:
                 return
             started = time.monotonic()
             try:
+                gap = self._stalls.turn(started)
+                if gap is not None:  # the process did not run: the record must say so
+                    self._room.log.emit("loop_stalled", {"gap_s": gap})
                 if message is None:
                     self._room.tick()
                 else:

@@ -356,9 +356,14 @@ class Reply(Payload):
     ok: bool
     result: dict[str, Any] | None = None
     error: ErrorBody | None = None
+    by_verified: Literal[True] | None = None
+    """True when the command came on ``cmd/<verb>/by/<user>``: its ``by`` is that broker
+    user (absent: ``by`` is as the payload declared it)."""
+    by_declared: str | None = None
+    """The payload's ``by`` when it differed from the broker user (who was recorded)."""
 
     def to_json(self) -> bytes:
-        """The reply without the field that does not apply (result or error)."""
+        """The reply without the fields that do not apply (result or error, attribution)."""
         return self.model_dump_json(exclude_none=True).encode()
 
 
@@ -376,6 +381,14 @@ class Command(Payload):
     request_id: ShortId
     by: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     sent_at: UtcTime | None = None
+
+    @field_validator("sent_at")
+    @classmethod
+    def _zoned(cls, v: datetime | None) -> datetime | None:
+        # A time without a zone is a guess at the sender's clock: say so, never compare it.
+        if v is not None and v.utcoffset() is None:
+            raise ValueError("must carry a time zone (Z or +hh:mm)")
+        return v
 
 
 class Override(Payload):
@@ -470,7 +483,7 @@ class Checkin(Command):
 class EventsQuery(Command):
     """Fetch journal events from ``since_seq``."""
 
-    since_seq: int = Field(default=1, ge=0)
+    since_seq: int = Field(default=1, ge=0, le=2**63 - 1)  # the journal's seq is SQLite's
     limit: int = Field(default=1000, ge=1, le=1000)
 
 
@@ -576,15 +589,35 @@ COMMANDS: dict[str, type[Command]] = {
 # --- reading what arrives on the wire -----------------------------------------------------
 
 
+MAX_INT_DIGITS = 32
+"""An integer literal longer than this is no number any field takes."""
+
+
+class HugeNumber:
+    """An integer literal of more than ``MAX_INT_DIGITS`` digits, kept unconverted: no field
+    accepts it, so validation names the field (Python's int() refuses 4,300+ digits with an
+    error that would otherwise be the room's ``internal``)."""
+
+    def __init__(self, text: str) -> None:
+        self.digits = len(text.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"<a number of {self.digits} digits>"
+
+
+def _parse_int(text: str) -> int | HugeNumber:
+    return int(text) if len(text) <= MAX_INT_DIGITS else HugeNumber(text)
+
+
 def parse_json_object(payload: bytes) -> dict[str, Any]:
     """A payload as a JSON object within the size limit, or InvalidPayload saying why."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise InvalidPayload(f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
     try:
-        obj = json.loads(payload.decode("utf-8"))
+        obj = json.loads(payload.decode("utf-8"), parse_int=_parse_int)
         # JSON may escape lone surrogates ("\ud800") that no UTF-8 file or topic can carry:
         # refused here, they would otherwise poison the journal and the outbox.
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        json.dumps(obj, ensure_ascii=False, default=repr).encode("utf-8")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidPayload(f"payload is not UTF-8 JSON ({exc})") from None
     except UnicodeEncodeError:

@@ -10,6 +10,7 @@ from controller import events as ev
 from controller.config import Config
 from controller.errors import CommandError, InvalidPayload
 from controller.eventlog import EventLog
+from controller.fit import ENVELOPE_BYTES, EVENT_BUDGET, encoded_size, summarise
 from controller.journal import Journal
 from controller.models import SessionPlan, digest, parse_json_object, reasons_of
 from controller.ports import MusicLibrary
@@ -50,7 +51,9 @@ class Plans:
                 )
             tracks = self.resolve_tracks(plan)
         except (CommandError, ValidationError, ValueError) as exc:
-            self._log.emit("plan_rejected", {"reasons": reasons_of(exc)})
+            # One reason per problem, but a bounded list: 1,500 bad playlist entries must not
+            # make an event the broker refuses.
+            self._log.emit("plan_rejected", {"reasons": summarise(reasons_of(exc))})
             return
         self._log.emit(
             "session_configured",
@@ -68,6 +71,7 @@ class Plans:
             tracks += self._resolve("guidance", [guidance])
         if plan.music_mode == "music":
             tracks += self._resolve("playlist", plan.playlist)
+        check_fits(plan, tracks)
         return tracks
 
     def resolve_one(self, track: str) -> str:
@@ -81,3 +85,20 @@ class Plans:
             return self._library.resolve(playlist)
         except ValueError as exc:
             raise InvalidPayload(f"field '{field}': {exc}") from None
+
+
+BY_ROOM = 200
+"""Room for the ``by`` and ``by_declared`` that ``session_started`` adds to the plan."""
+
+
+def check_fits(plan: SessionPlan, tracks: list[str]) -> None:
+    """InvalidPayload when the events that carry this plan (``session_configured``,
+    ``session_started``: the plan and its tracks) would not fit one broker message."""
+    size = encoded_size({"plan": plan.model_dump(mode="json"), "tracks": tracks})
+    limit = EVENT_BUDGET - ENVELOPE_BYTES - BY_ROOM
+    if size > limit:
+        raise InvalidPayload(
+            f"field 'playlist': the plan and its {len(tracks)} tracks take {size} bytes; "
+            f"the limit is {limit}: shorten the playlist",
+            {"bytes": size, "limit": limit, "tracks": len(tracks)},
+        )

@@ -209,6 +209,7 @@ class Room:
             ),
             ev.LinkDown: lambda m: self.log.link_down(),
             ev.EventDelivered: lambda m: self.log.delivered(m.seq),
+            ev.EventUndeliverable: lambda m: self.log.set_aside(m.seq, m.reason),
             ev.VitalsArrived: self.monitoring.on_sample,
             ev.NibpCompleted: self.monitoring.on_nibp_completed,
             ev.NibpFailed: self.monitoring.on_nibp_failed,
@@ -242,6 +243,7 @@ class Room:
         # One at a time, so a timer's events are journaled before the next one fires.
         while (name := self.timers.pop_next_due()) is not None:
             self._timer_handlers[name]()
+        self.commands.flush()  # refusals held past their interval are journaled
         self.log.send_backlog()
         self.session.maybe_debrief_ready()
         self.monitoring.check_stale()

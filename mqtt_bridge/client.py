@@ -33,6 +33,10 @@ class Client:
 
     def __init__(self, ns: argparse.Namespace) -> None:
         self.topics = Topics(ns.prefix, ns.room)
+        # Logged in, commands go on cmd/<verb>/by/<user>: the clinic ACL lets a clinician
+        # write only there, and the room records that user as `by`, proven by the broker.
+        declared = getattr(ns, "declared", False)
+        self.attributed_as: str | None = None if declared else (ns.user or None)
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self.connected: queue.Queue[bool] = queue.Queue()
         c = mqtt.Client(
@@ -77,7 +81,10 @@ class Client:
         props.MessageExpiryInterval = COMMAND_EXPIRY_S
         time.sleep(0.05)  # let the SUBACK land so the reply cannot be missed
         self.client.publish(
-            self.topics.cmd(verb), json.dumps(payload).encode(), qos=1, properties=props
+            self.topics.cmd(verb, self.attributed_as),
+            json.dumps(payload).encode(),
+            qos=1,
+            properties=props,
         )
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:

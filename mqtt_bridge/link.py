@@ -24,18 +24,21 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from controller.config import MqttSection
 from controller.errors import ConfigError
 from controller.events import (
     CommandReceived,
     EventDelivered,
+    EventUndeliverable,
     LinkDown,
     LinkUp,
     PlanReceived,
     SimAction,
 )
 from controller.models import (
+    MAX_PAYLOAD_BYTES,
     Alarm,
     AlarmList,
     ErrorBody,
@@ -53,6 +56,10 @@ log = logging.getLogger("roomd.link")
 
 EARLY_ACK_S = 5.0
 """How long a PUBACK may wait for its publish() to return and claim it."""
+PACKET_OVERHEAD = 1024
+"""Room for a PUBLISH packet's header, topic and properties around its payload."""
+REFUSED_FOR_GOOD = {"Packet too large", "Payload format invalid", "Topic Name invalid"}
+"""PUBACK reasons that a re-send of the same message would get again."""
 
 
 def no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -128,6 +135,9 @@ class MqttLink:
         self._lock = threading.Lock()
         self._pending: dict[int, int | None] = {}  # mid -> event seq (None: not an event)
         self._early: dict[int, float] = {}  # PUBACKs that beat publish() returning -> when
+        # The clinic broker's message_size_limit is the contract's 64 KiB; a smaller Maximum
+        # Packet Size in the CONNACK lowers it.
+        self.max_payload = MAX_PAYLOAD_BYTES
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"roomd-{topics.room_id}",
@@ -178,8 +188,19 @@ class MqttLink:
     # --- the ClinicLink port ------------------------------------------------------------
 
     def publish_event(self, event: Event) -> None:
-        """Send one event (QoS 1); its PUBACK becomes EventDelivered(seq)."""
-        self._publish(self._topics.events, event.to_json(), 1, False, event.seq)
+        """Send one event (QoS 1); its PUBACK becomes EventDelivered(seq).
+
+        An event the broker would refuse is not sent (the broker would drop the room's
+        connection, and the outbox send it again at every reconnect): it is reported as
+        EventUndeliverable(seq) for the outbox to set aside.
+        """
+        payload = event.to_json()
+        if len(payload) > self.max_payload:
+            reason = f"{len(payload)} bytes; the broker takes at most {self.max_payload}"
+            log.error("event %d not sent: %s", event.seq, reason)
+            self._emit(EventUndeliverable(event.seq, reason))
+            return
+        self._publish(self._topics.events, payload, 1, False, event.seq)
 
     def publish_state(self, state: RoomState) -> None:
         """Replace the retained state."""
@@ -210,6 +231,9 @@ class MqttLink:
         if private:
             reply = _private_refused(reply)
         payload = reply.to_json()
+        if len(payload) > self.max_payload:  # the desk fits replies: this is a last guard
+            log.error("reply to %s not sent: %d bytes", reply.request_id, len(payload))
+            return
         self._publish(self._topics.replies, payload, 1, False)
         if response_topic and response_topic != self._topics.replies:
             self._publish_to(response_topic, payload, correlation_data)
@@ -267,8 +291,15 @@ class MqttLink:
             else:
                 self._early[mid] = time.monotonic()
                 return
-        if seq is not None and not getattr(reason, "is_failure", False):
+        if seq is None:
+            return
+        if not getattr(reason, "is_failure", False):
             self._emit(EventDelivered(seq))
+        elif str(reason) in REFUSED_FOR_GOOD:
+            log.error("broker refused event %d for good: %s", seq, reason)
+            self._emit(EventUndeliverable(seq, f"the broker refused it: {reason}"))
+        else:
+            log.warning("broker refused event %d: %s (it will be sent again)", seq, reason)
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
@@ -276,9 +307,20 @@ class MqttLink:
         if reason.is_failure:
             log.error("broker refused the connection: %s", reason)
             return
-        subs = [(self._topics.plan, 1), (self._topics.commands, 1)]
+        limit = getattr(properties, "MaximumPacketSize", None) if properties else None
+        if isinstance(limit, int):
+            self.max_payload = min(MAX_PAYLOAD_BYTES, limit - PACKET_OVERHEAD)
+        # Retain As Published: a command someone published with the retain flag arrives
+        # flagged even on live delivery (the broker clears the flag by default), so it is
+        # ignored then too, not only when replayed on subscribing.
+        commands = SubscribeOptions(qos=1, retainAsPublished=True)
+        subs: list[tuple[str, Any]] = [
+            (self._topics.plan, SubscribeOptions(qos=1)),
+            (self._topics.commands, commands),
+            (self._topics.attributed_commands, commands),
+        ]
         if self._simulate:
-            subs.append((self._topics.sim, 0))
+            subs.append((self._topics.sim, SubscribeOptions(qos=0)))
         client.subscribe(subs)
         self._publish(self._topics.status, b"online", 1, True)
         log.info("connected to %s:%s", self._section.host, self._section.port)
@@ -292,19 +334,20 @@ class MqttLink:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         topic = message.topic
-        if message.retain and self._topics.verb_of(topic) is not None:
+        command = self._topics.command_of(topic)
+        if message.retain and command is not None:
             # A retained command is a stale replay whenever the room resubscribes: never run it.
             log.warning("ignored a retained command on %s", topic)
             return
         if topic == self._topics.plan:
             self._emit(PlanReceived(bytes(message.payload)))
             return
-        verb = self._topics.verb_of(topic)
-        if verb is not None:
+        if command is not None:
+            verb, user = command
             props = getattr(message, "properties", None)
             response = getattr(props, "ResponseTopic", None) if props else None
             correlation = getattr(props, "CorrelationData", None) if props else None
-            self._emit(CommandReceived(verb, bytes(message.payload), response, correlation))
+            self._emit(CommandReceived(verb, bytes(message.payload), response, correlation, user))
             return
         action = self._topics.sim_of(topic)
         if action is not None and self._simulate:

@@ -47,7 +47,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tls-ca", default="")
     p.add_argument("--prefix", default="clinic")
     p.add_argument("--room", required=True)
-    p.add_argument("--by", default=os.environ.get("ROOMCTL_BY") or os.environ.get("USER") or "")
+    p.add_argument(
+        "--by",
+        default=None,
+        help="who acts (default: ROOMCTL_BY, the --user, or $USER); with --user the room "
+        "records the broker user anyway",
+    )
+    p.add_argument(
+        "--declared",
+        action="store_true",
+        help="send on cmd/<verb> (by as declared), not cmd/<verb>/by/<user>: for a "
+        "development broker or a user whose ACL allows only that",
+    )
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--since", type=int, default=1, help="events: first seq")
     p.add_argument("--for", dest="duration", type=float, default=None, help="watch: stop after")
@@ -55,7 +66,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default="reports", help="report: the folder to write into")
     p.add_argument("verb")
     p.add_argument("args", nargs="*")
-    return p.parse_args(argv)
+    ns = p.parse_args(argv)
+    if ns.by is None:
+        ns.by = os.environ.get("ROOMCTL_BY") or ns.user or os.environ.get("USER") or ""
+    return ns
 
 
 def parse_value(text: str) -> Any:

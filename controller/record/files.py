@@ -13,9 +13,11 @@ the HL7 message's own time, MSH-7, which is when the message was made).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -99,11 +101,24 @@ def build_report(
     return {"path": str(out_dir / "report.html"), "summary": summary_of(rec)}
 
 
+PLAIN_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+"""A session id that is its own folder name (the usual ``2026-01-05-r3-am``)."""
+
+
 def report_dir(data_dir: Path, session_id: str) -> Path:
-    """Where a session's record lives: ``<data_dir>/reports/<session_id>/``."""
-    # Session ids are ≤ 64 chars chosen by the clinic; keep them from leaving reports/.
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id).lstrip(".")
-    return data_dir / "reports" / (safe or "_")
+    """Where a session's record lives: ``<data_dir>/reports/<session_id>/``, one folder per
+    session id.
+
+    A plain id is the folder's name. Any other (``rt/1``, ``../x``, ``rt:1``) gets a readable
+    slug, ``~`` and a hash of the exact id: two ids never share a folder (``rt/1`` and
+    ``rt:1`` once did, and the second patient's record overwrote the first's), ``~`` is in no
+    plain id, and no id leaves ``reports/``.
+    """
+    if PLAIN_ID.fullmatch(session_id):
+        return data_dir / "reports" / session_id
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id).lstrip(".")
+    tag = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return data_dir / "reports" / f"{slug[:64]}~{tag}"
 
 
 def rebuild_from_journal(

@@ -125,8 +125,10 @@ def role_rules(role: str, name: str, prefix: str = DEFAULT_PREFIX) -> list[tuple
     outputs = [("read", f"{rooms}/+/{leaf}") for leaf in ROOM_OUTPUTS]
     archive = f"{prefix}/archive"
     if role == "clinician":
+        # Commands only under the clinician's own user name: the room records that name as
+        # `by`, proven by the broker (the payload's `by` is only declared).
         return [
-            ("write", f"{rooms}/+/cmd/#"),
+            ("write", f"{rooms}/+/cmd/+/by/{name}"),
             ("write", f"{rooms}/+/plan"),
             ("write", f"{archive}/cmd/#"),
             *outputs,
@@ -162,8 +164,9 @@ def render_acl(prefix: str, users: dict[str, str], site: str = "") -> str:
         "# Roles (a room's username is its room id; <root> = <prefix>/rooms/<room id>):",
         "#   room       write <root>/{status,state,events,vitals,vitals/nibp,alarms,replies/#}",
         "#              read  <root>/plan, <root>/cmd/#  (never another room, never sim/)",
-        "#   clinician  write <prefix>/rooms/+/cmd/#, <prefix>/rooms/+/plan,",
-        "#                    <prefix>/archive/cmd/#",
+        "#   clinician  write <prefix>/rooms/+/cmd/+/by/<own name>, <prefix>/rooms/+/plan,",
+        "#                    <prefix>/archive/cmd/#  (commands only on the attributed path:",
+        "#                    the room records the topic's user as `by`, proven)",
         "#              read  every room's outputs, <prefix>/archive/{status,replies/#}",
         "#   observer   read  every room's outputs but replies/… (a room's notes go there),",
         "#                    <prefix>/archive/status",

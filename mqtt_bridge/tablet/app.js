@@ -279,7 +279,7 @@
   }
 
   /**
-   * Publish cmd/<verb> to a room and wait (5 s) for the reply matched by request_id on the
+   * Publish cmd/<verb>/by/<user> to a room and wait (5 s) for the reply matched by request_id on the
    * room's `replies` topic. Resolves with the reply, or null when none came in time.
    */
   function request(roomId, verb, args, quiet) {
@@ -302,7 +302,11 @@
       entry.resolve = resolve;
       app.pending.set(entry.rid, entry);
       const body = Object.assign({ request_id: entry.rid, by: app.by }, entry.args);
-      app.client.publish(app.prefix + "/rooms/" + roomId + "/cmd/" + verb, JSON.stringify(body), { qos: 1, properties: { messageExpiryInterval: 30 } }, (err) => {
+      // cmd/<verb>/by/<broker user>: the clinic ACL lets us write only there, and the room
+      // records that user as `by`, proven by the broker (docs/security.md).
+      const user = (app.client.options && app.client.options.username) || "";
+      const topic = app.prefix + "/rooms/" + roomId + "/cmd/" + verb + (/^[A-Za-z0-9._-]+$/.test(user) ? "/by/" + user : "");
+      app.client.publish(topic, JSON.stringify(body), { qos: 1, properties: { messageExpiryInterval: 30 } }, (err) => {
         if (err && entry.state === "pending") {
           entry.state = "error";
           entry.text = "Not sent: " + err.message;

@@ -87,3 +87,19 @@ def test_targets_and_table_from_results() -> None:
     }
     table = render({"call": lat, "roundtrip": lat}, targets, {})
     assert "FAIL  call" in table and "PASS  roundtrip" in table
+
+
+def test_the_flood_bench_has_a_target_and_a_row() -> None:
+    ms = {"n": 2, "p50_ms": 1.0, "p99_ms": 2.0, "max_ms": 2.0, "mean_ms": 1.5}
+    flood = {
+        "flood": 3000,
+        "cycles": 2,
+        "behind_flood_s_max": 2.5,
+        "behind_flood_ms": ms,
+        "reference": {"emergency_alone_ms": ms},
+        "command_rejected_events": 6,
+    }
+    assert "flood" in selected(["flood"])
+    targets = check_targets({"flood": flood})
+    assert [(t["bench"], t["verdict"]) for t in targets] == [("flood", "FAIL")]
+    assert "emergency behind 3000 bad commands" in render({"flood": flood}, targets, {})

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from controller.commands import CommandDesk, Verb
+from controller.commands import COALESCE_S, FUTURE_SKEW_S, CommandDesk, Verb
 from controller.errors import InvalidState
 from controller.events import CommandReceived
+from controller.fit import REPLY_BUDGET
 from controller.models import COMMANDS, Command, Phase, Reply, iso_utc
 from controller.phases import ACTIVE, ANY, wrong_phase_message
 from mqtt_bridge.fake import FakeLink
@@ -285,3 +286,103 @@ def test_a_failing_reply_does_not_stop_the_room(d: Desk, caplog: pytest.LogCaptu
     assert "reply to advance could not be sent" in caplog.text
     d.desk.on_command(CommandReceived("fly", json.dumps(body("r2")).encode()))
     assert d.rejected()[-1]["code"] == "unknown_verb"
+
+
+# --- hostile input (issue 15) -------------------------------------------------------------------
+
+
+def test_a_command_from_the_future_is_refused(d: Desk) -> None:
+    ahead = d.b.clock.now() + timedelta(seconds=FUTURE_SKEW_S + 60)
+    reply = d.send("advance", body(sent_at=iso_utc(ahead)))
+    code, message = error(reply)
+    assert code == "invalid_payload"
+    assert message.startswith("field 'sent_at': the command is dated 180 s ahead")
+    assert d.ran == []
+
+
+@pytest.mark.parametrize(
+    ("verb", "payload", "field"),
+    [
+        ("advance", body(sent_at="2026-01-05T09:00:00"), "'sent_at'"),
+        ("events", body(since_seq=2**63), "'since_seq'"),
+        ("advance", body(sent_at="0001-01-01T00:00:00+05:00"), "'sent_at'"),
+    ],
+)
+def test_values_that_broke_the_room_are_invalid_payload_naming_the_field(
+    d: Desk, verb: str, payload: dict[str, Any], field: str
+) -> None:
+    d.desk.verbs = {**d.desk.verbs, "events": Verb(COMMANDS["events"], ANY, lambda c: {})}
+    code, message = error(d.send(verb, payload))
+    assert code == "invalid_payload" and field in message, message
+
+
+def test_a_4300_digit_integer_is_invalid_payload_naming_the_field(d: Desk) -> None:
+    raw = b'{"request_id": "r1", "by": "a", "item": ' + b"7" * 4400 + b"}"
+    code, message = error(d.send("confirm", raw))
+    assert code == "invalid_payload" and message.startswith("field 'item'")
+
+
+def test_replies_to_hostile_commands_fit_the_broker(d: Desk) -> None:
+    fields = {f"x{i:04d}": 1 for i in range(2000)}
+    wide = d.send("advance", json.dumps(body(**fields)).encode())
+    long = d.send("v" * 65400, body("r2"))
+    for reply in (wide, long):
+        assert not reply.ok and len(reply.to_json()) <= REPLY_BUDGET
+    assert error(long)[0] == "unknown_verb" and len(error(long)[1]) < 2000
+
+
+def test_a_refusal_before_understanding_keeps_no_reply(d: Desk) -> None:
+    d.send("confirm", body("r1", item="lunch"))
+    assert d.b.journal.find_reply("r1") is None
+    assert d.send("confirm", body("r1", item="consent")).ok, "fixed and sent again: it runs"
+
+
+def test_a_flood_of_refusals_is_journaled_coalesced(d: Desk) -> None:
+    for i in range(3000):
+        d.send("fly" if i % 2 else "confirm", body(f"f{i}", item="x"))
+    assert len(d.rejected()) == 1, "the first at once, the rest held for the interval"
+    d.b.clock.advance(COALESCE_S)
+    d.desk.flush()
+    first, *rest = d.rejected()
+    assert first == {"verb": "confirm", "code": "invalid_payload", "request_id": "f0"}
+    assert sorted((e["code"], e["count"]) for e in rest) == [
+        ("invalid_payload", 1499),
+        ("unknown_verb", 1500),
+    ]
+    assert {e["request_id"] for e in rest} == {"f2998", "f2999"}, "the last of each code"
+    d.desk.flush()
+    assert len(d.rejected()) == 3, "nothing twice"
+    d.send("fly", body("g1"))
+    assert d.rejected()[-1] == {"verb": "fly", "code": "unknown_verb", "request_id": "g1"}
+
+
+def test_a_command_on_the_attributed_path_runs_as_its_broker_user(d: Desk) -> None:
+    d.desk.on_command(CommandReceived("advance", json.dumps(body()).encode(), user="dr-kim"))
+    reply = d.b.link.replies[-1][0]
+    ((_, cmd),) = d.ran
+    assert cmd.by == "dr-kim"
+    assert reply.by_verified is True and reply.by_declared == "dr-lee"
+    assert json.loads(d.b.journal.find_reply("r1") or "")["by_declared"] == "dr-lee"
+    d.desk.on_command(
+        CommandReceived("advance", json.dumps(body("r2", by="dr-kim")).encode(), user="dr-kim")
+    )
+    assert d.b.link.replies[-1][0].by_declared is None
+
+
+def test_a_declared_by_is_not_marked_verified(d: Desk) -> None:
+    reply = d.send("advance", body())
+    assert reply.by_verified is None and d.ran[0][1].by == "dr-lee"
+
+
+def test_a_refusal_on_the_attributed_path_names_the_broker_user(d: Desk) -> None:
+    d.desk.on_command(CommandReceived("fly", json.dumps(body()).encode(), user="dr-kim"))
+    assert d.rejected() == [
+        {
+            "verb": "fly",
+            "code": "unknown_verb",
+            "request_id": "r1",
+            "by": "dr-kim",
+            "by_verified": True,
+        }
+    ]
+    assert d.b.link.replies[-1][0].by_verified is True

@@ -486,3 +486,60 @@ def test_bad_expectations_and_zones_name_the_key(
 ) -> None:
     [problem] = problems_of({"room": {"id": "r"}} | data)
     assert problem.startswith(f"{key}:") and words in problem
+
+
+# --- strict types and the broker keys (issue 15) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("mqtt", "port", "18883"),
+        ("mqtt", "session_expiry_s", True),
+        ("mqtt", "keepalive_s", 15.0),
+        ("room", "allow_unsynced_clock", "yes"),
+        ("protocol", "nibp_interval_minutes", "5"),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused_not_coerced(
+    section: str, key: str, value: Any
+) -> None:
+    data: dict[str, Any] = {"room": {"id": "r"}}
+    data.setdefault(section, {})[key] = value
+    (problem,) = problems_of(data)
+    assert problem.startswith(f"{section}.{key}: "), problem
+
+
+def test_a_number_where_a_float_is_wanted_is_fine() -> None:
+    config = parse_config({"room": {"id": "r"}, "mqtt": {"command_max_age_s": 45}})
+    assert config.mqtt.command_max_age_s == 45
+
+
+@pytest.mark.parametrize("host", ["", " ", "broker host"])
+def test_an_empty_or_spaced_host_is_refused(host: str) -> None:
+    (problem,) = problems_of({"room": {"id": "r"}, "mqtt": {"host": host}})
+    assert problem.startswith("mqtt.host: ")
+
+
+def test_a_missing_or_broken_tls_ca_is_refused_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.crt"
+    (problem,) = problems_of({"room": {"id": "r"}, "mqtt": {"tls_ca": str(missing)}})
+    assert problem.startswith("mqtt.tls_ca: ") and f"no such file: {missing}" in problem
+    junk = write(tmp_path, "not a certificate\n", "junk.crt")
+    (problem,) = problems_of({"room": {"id": "r"}, "mqtt": {"tls_ca": str(junk)}})
+    assert problem.startswith("mqtt.tls_ca: ") and "not a PEM CA certificate" in problem
+
+
+def test_the_daemon_exits_2_for_a_missing_tls_ca(tmp_path: Path) -> None:
+    path = write(tmp_path, f'[room]\nid = "r"\n[mqtt]\ntls_ca = "{tmp_path}/ca.crt"\n')
+    result = run_python(
+        f"""
+        import sys
+        from controller.daemon import main
+        sys.exit(main(["--config", {str(path)!r}, "--data-dir", {str(tmp_path / "d")!r}]))
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{path}: mqtt.tls_ca: " in result.stderr
+    assert "Traceback" not in result.stderr

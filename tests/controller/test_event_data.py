@@ -39,7 +39,7 @@ from tests.controller.harness import ALL_OK, Harness, make_config
 
 RESERVED: dict[str, str] = {}
 """Types with a model that the code does not emit yet, each with the contract that reserves
-it (none today: the v2 contract's events get their models with the code that emits them)."""
+it (the v2 contract's events get their models with the code that emits them)."""
 
 # === the table ============================================================================
 
@@ -285,6 +285,8 @@ def journals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[s
     h.room.health.on_storage(status)
     h.room.health.on_storage(replace(status, fault=None, space="ok", free_mb=900.0, waiting=0))
     h.run(5)
+    # What the core loop records when the process did not run for a while (SIGSTOP).
+    h.room.log.emit("loop_stalled", {"gap_s": 31.2})
     out["resumed"] = [(e.type, e.data) for e in h.journal.events_since(1, 10**6)]
     h.close()
     return out

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from controller.errors import InvalidPayload
 from controller.models import (
     COMMANDS,
+    MAX_INT_DIGITS,
     Alarm,
     AlarmSilence,
     Command,
@@ -23,7 +25,9 @@ from controller.models import (
     Reply,
     SessionPlan,
     iso_utc,
+    parse_json_object,
     parse_utc,
+    validate_command,
 )
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -297,3 +301,74 @@ def test_command_field_bounds() -> None:
         COMMANDS["record_vitals"].model_validate({**BASE, "spo2": 101})
     with pytest.raises(ValidationError):
         COMMANDS["stop_infusion"].model_validate({**BASE, "reason": ""})
+
+
+# --- hostile input (issue 15): refused naming the field, never an internal error -----------
+
+
+@pytest.mark.parametrize(
+    ("verb", "args", "field"),
+    [
+        ("advance", {"override": {"reason": "{}"}}, "override.reason"),
+        ("start_infusion", {"override": {"reason": "{}"}}, "override.reason"),
+        ("advance", {"reason": "{}"}, "reason"),
+        ("stop_infusion", {"reason": "{}"}, "reason"),
+        ("emergency", {"reason": "{}"}, "reason"),
+        ("end_session", {"reason": "{}"}, "reason"),
+    ],
+)
+@pytest.mark.parametrize("blank", [" ", "\u200b", ".", "\ufeff", " - ", "\u3000"])
+def test_reasons_must_hold_words(verb: str, args: dict[str, Any], field: str, blank: str) -> None:
+    payload = json.loads(json.dumps(args).replace('"{}"', json.dumps(blank)))
+    with pytest.raises(ValidationError) as info:
+        COMMANDS[verb].model_validate({**BASE, **payload})
+    assert field in field_errors(info.value)
+    good = json.loads(json.dumps(args).replace('"{}"', '"line checked twice"'))
+    COMMANDS[verb].model_validate({**BASE, **good})
+
+
+@pytest.mark.parametrize("verb", ["stop_infusion", "emergency", "end_session"])
+def test_reasons_are_required_where_the_contract_says(verb: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        COMMANDS[verb].model_validate(BASE)
+    assert field_errors(info.value) == {"reason": "missing"}
+
+
+def test_sent_at_without_a_time_zone_is_refused_naming_it() -> None:
+    with pytest.raises(ValidationError) as info:
+        Command.model_validate({**BASE, "sent_at": "2026-01-05T09:00:00"})
+    assert list(field_errors(info.value)) == ["sent_at"]
+    ok = Command.model_validate({**BASE, "sent_at": "2026-01-05T10:00:00+01:00"})
+    assert ok.sent_at == datetime(2026, 1, 5, 9, tzinfo=UTC)
+
+
+def test_since_seq_beyond_the_journals_integers_is_refused() -> None:
+    EventsQuery.model_validate({**BASE, "since_seq": 2**63 - 1})
+    with pytest.raises(ValidationError) as info:
+        EventsQuery.model_validate({**BASE, "since_seq": 2**63})
+    assert list(field_errors(info.value)) == ["since_seq"]
+
+
+@pytest.mark.parametrize("digits", [MAX_INT_DIGITS + 1, 4301, 20000])
+def test_a_huge_integer_literal_is_refused_naming_its_field(digits: int) -> None:
+    raw = b'{"request_id": "r", "by": "a", "since_seq": ' + b"9" * digits + b"}"
+    obj = parse_json_object(raw)
+    with pytest.raises(InvalidPayload, match="field 'since_seq'"):
+        validate_command(EventsQuery, obj)
+    negative = parse_json_object(b'{"seconds": -' + b"1" * digits + b"}")
+    with pytest.raises(ValidationError):
+        AlarmSilence.model_validate({**BASE, **negative})
+
+
+def test_integers_up_to_the_limit_are_numbers() -> None:
+    obj = parse_json_object(b'{"n": ' + b"9" * MAX_INT_DIGITS + b"}")
+    assert obj == {"n": int("9" * MAX_INT_DIGITS)}
+
+
+def test_reply_attribution_is_absent_unless_proven() -> None:
+    plain = Reply(request_id="r", verb="status", ok=True, result={})
+    assert b"by_" not in plain.to_json()
+    proven = Reply(request_id="r", verb="status", ok=True, result={}, by_verified=True)
+    assert json.loads(proven.to_json())["by_verified"] is True
+    with pytest.raises(ValidationError):
+        Reply(request_id="r", verb="status", ok=True, by_verified=False)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from audio.fake import FakeLibrary
 from controller.config import Config
 from controller.errors import InvalidPayload
 from controller.events import PlanReceived
+from controller.fit import ENVELOPE_BYTES, EVENT_BUDGET, MAX_REASONS, encoded_size
 from controller.models import SessionPlan, digest
 from controller.plans import Plans
 from tests.controller.bench import Bench
@@ -218,3 +219,37 @@ def test_resolve_one_names_the_track_field(tmp_path: Path) -> None:
     ):
         desk.plans.resolve_one("gone.ogg")
     desk.b.close()
+
+
+# --- hostile plans (issue 15): every event they make fits the broker ---------------------------
+
+
+def test_a_plan_with_1500_bad_entries_is_refused_in_a_bounded_event(desk: Desk) -> None:
+    raw = json.dumps(plan_dict(playlist=[""] * 1500), separators=(",", ":")).encode()
+    assert len(raw) < 5000  # the issue: ~3 KB of plan, ~104 KB of event
+    desk.receive(raw)
+    (reasons,) = desk.rejected()
+    assert len(reasons) == MAX_REASONS + 1
+    assert re.fullmatch(r"… and 14\d\d more problems", reasons[-1])  # one per entry (and the union)
+    (event,) = [e for e in desk.b.all_events() if e.type == "plan_rejected"]
+    assert len(event.to_json()) < EVENT_BUDGET
+
+
+def test_a_plan_too_large_to_record_is_refused_saying_so(desk: Desk) -> None:
+    playlist = [f"infusion/{i:04d}-" + "t" * 180 + ".ogg" for i in range(240)]
+    raw = json.dumps(plan_dict(playlist=playlist)).encode()
+    assert 40_000 < len(raw) < 65_536
+    desk.receive(raw)
+    (reasons,) = desk.rejected()
+    assert reasons[0].startswith("field 'playlist': the plan and its 240 tracks take")
+    assert desk.b.events("session_configured") == []
+
+
+def test_the_largest_plan_taken_makes_events_that_fit(desk: Desk) -> None:
+    playlist = [f"infusion/{i:04d}-" + "t" * 180 + ".ogg" for i in range(140)]
+    desk.receive(plan_dict(playlist=playlist))
+    assert desk.rejected() == []
+    (event,) = [e for e in desk.b.all_events() if e.type == "session_configured"]
+    started = {**event.data, "by": "x" * 64}  # session_started carries the same and `by`
+    assert len(event.to_json()) < EVENT_BUDGET
+    assert encoded_size(started) + ENVELOPE_BYTES < EVENT_BUDGET

@@ -54,6 +54,11 @@ ROOT_B = f"clinic/rooms/{ROOM_B}"
 Peers = Callable[..., Peer]
 
 
+def by_me(root: str, verb: str, user: str = CLINICIAN) -> str:
+    """The attributed command topic: the only one the shipped ACL lets a clinician write."""
+    return f"{root}/cmd/{verb}/by/{user}"
+
+
 def command(verb: str, by: str = CLINICIAN, **args: Any) -> tuple[str, bytes]:
     """A command payload and its request id."""
     rid = uuid.uuid4().hex[:12]
@@ -121,7 +126,7 @@ def clinician(peers: Peers, room_b: RoomProcess) -> Peer:
 def room_b_events(clinician: Peer) -> list[dict[str, Any]]:
     """room-b's whole journal, fetched with the ``events`` command."""
     rid, payload = command("events", since_seq=1, limit=1000)
-    assert clinician.publish(f"{ROOT_B}/cmd/events", payload) == SUCCESS
+    assert clinician.publish(by_me(ROOT_B, "events"), payload) == SUCCESS
     reply = reply_to(clinician, rid)
     assert reply["ok"], reply
     events: list[dict[str, Any]] = reply["result"]["events"]
@@ -299,7 +304,7 @@ def test_clinician_can_command_and_read(clinician: Peer) -> None:
     """A clinician's command reaches the room (PUBACK 0x00, a subscriber exists) and the
     reply, the events and the retained state come back to it."""
     rid, payload = command("status")
-    assert clinician.publish(f"{ROOT_B}/cmd/status", payload) == SUCCESS
+    assert clinician.publish(by_me(ROOT_B, "status"), payload) == SUCCESS
     reply = reply_to(clinician, rid)
     assert reply["ok"] and reply["result"]["room_id"] == ROOM_B
     clinician.subscribe("clinic/rooms/+/state")
@@ -307,7 +312,7 @@ def test_clinician_can_command_and_read(clinician: Peer) -> None:
     assert json.loads(state.payload)["room_id"] == ROOM_B
     # a bad command is an event every reader sees (here: nothing to check in while idle)
     rid, payload = command("checkin")
-    clinician.publish(f"{ROOT_B}/cmd/checkin", payload)
+    clinician.publish(by_me(ROOT_B, "checkin"), payload)
     assert not reply_to(clinician, rid)["ok"]
     clinician.wait_message(
         lambda m: (
@@ -337,9 +342,9 @@ def test_room_cannot_command_another_room(
     assert attacker.publish(f"{ROOT_B}/cmd/emergency", bad) == NOT_AUTHORIZED
     assert attacker.publish(f"{ROOT_B}/plan", b'{"session_id": "x"}', retain=True) == NOT_AUTHORIZED
     canary_rid, canary = command("status")
-    assert clinician.publish(f"{ROOT_B}/cmd/status", canary) == SUCCESS
+    assert clinician.publish(by_me(ROOT_B, "status"), canary) == SUCCESS
     victim.wait_message(lambda m: canary_rid.encode() in m.payload, 10, "the canary")
-    assert [m.topic for m in victim.messages] == [f"{ROOT_B}/cmd/status"]
+    assert [m.topic for m in victim.messages] == [by_me(ROOT_B, "status")]
     events = room_b_events(clinician)
     assert not [e for e in events if e["type"] == "emergency" or "room-a" in json.dumps(e)]
     assert reply_to(clinician, canary_rid)["result"]["phase"] == "idle"
@@ -362,7 +367,7 @@ def test_observer_can_read_but_not_command(
     assert obs.publish(f"{ROOT_B}/cmd/emergency", bad) == NOT_AUTHORIZED
     assert obs.publish(f"{ROOT_B}/plan", b"{}", retain=True) == NOT_AUTHORIZED
     canary_rid, canary = command("status")
-    clinician.publish(f"{ROOT_B}/cmd/status", canary)
+    clinician.publish(by_me(ROOT_B, "status"), canary)
     obs.wait_message(lambda m: canary_rid.encode() in m.payload, 10, "the canary's reply")
     assert not [m for m in obs.messages if rid.encode() in m.payload]
     assert not [e for e in room_b_events(clinician) if e["type"] == "emergency"]
@@ -380,7 +385,7 @@ def test_room_cannot_read_another_room(
     spy.subscribe(f"{ROOT_A}/plan")
     seen = len(clinician.on(f"{ROOT_B}/events"))
     rid, bad = command("checkin")  # rejected while idle: room-b publishes a reply and an event
-    clinician.publish(f"{ROOT_B}/cmd/checkin", bad)
+    clinician.publish(by_me(ROOT_B, "checkin"), bad)
     reply_to(clinician, rid)
     clinician._wait(
         lambda: len(clinician.on(f"{ROOT_B}/events")) > seen or None, 10, "room-b's event"
@@ -420,14 +425,14 @@ def test_response_topic_cannot_turn_a_room_against_another(clinician: Peer, peer
         props.ResponseTopic = target
         props.CorrelationData = corr
         rid, payload = command("status")
-        clinician.publish(f"{ROOT_B}/cmd/status", payload, props=props)
+        clinician.publish(by_me(ROOT_B, "status"), payload, props=props)
         reply_to(clinician, rid)
     answer = clinician.wait_message(lambda m: m.topic == mine, 10, "the reply on replies/…")
     assert getattr(answer.properties, "CorrelationData", None) == b"fine"
     canary_rid, canary = command("status")
-    clinician.publish(f"{ROOT_A}/cmd/status", canary)
+    clinician.publish(by_me(ROOT_A, "status"), canary)
     victim.wait_message(lambda m: canary_rid.encode() in m.payload, 10, "the canary")
-    assert [m.topic for m in victim.messages] == [f"{ROOT_A}/cmd/status"]
+    assert [m.topic for m in victim.messages] == [by_me(ROOT_A, "status")]
 
 
 def test_payload_over_64_kib_is_not_relayed(secure_broker: SecureBroker, peers: Peers) -> None:
@@ -491,13 +496,13 @@ def test_room_session_and_queued_command_survive_a_broker_restart(tmp_path: Path
         doc = peer(CLINICIAN)
         assert doc.connect() == SUCCESS
         rid, payload = command("status")
-        assert doc.publish(f"{ROOT_A}/cmd/status", payload) == SUCCESS  # queued for the room
+        assert doc.publish(by_me(ROOT_A, "status"), payload) == SUCCESS  # queued for the room
         doc.close()
         b.stop()  # SIGTERM: Mosquitto writes its persistence file
         b.start()
         again = peer(ROOM_A, **durable)
         assert again.connect() == SUCCESS
-        got = again.wait_message(lambda m: m.topic == f"{ROOT_A}/cmd/status", 10)
+        got = again.wait_message(lambda m: m.topic == by_me(ROOT_A, "status"), 10)
         assert json.loads(got.payload)["request_id"] == rid
     finally:
         for p in made:

@@ -30,6 +30,7 @@ def options(port: int, **overrides: Any) -> Namespace:
         "tls_ca": "",
         "prefix": "clinic",
         "room": "room-c",
+        "declared": False,
     }
     return Namespace(**{**base, **overrides})
 
@@ -118,3 +119,26 @@ def test_user_and_password_file(tmp_path: Path, password: str, connects: bool) -
             assert ok is False
     finally:
         broker.stop()
+
+
+@pytest.mark.parametrize(
+    ("user", "declared", "topic"),
+    [
+        ("dr-kim", False, "cmd/status/by/dr-kim"),
+        ("dr-kim", True, "cmd/status"),
+        ("", False, "cmd/status"),
+    ],
+)
+def test_a_logged_in_client_sends_on_its_attributed_path(
+    broker: Broker, user: str, declared: bool, topic: str
+) -> None:
+    probe = Probe(broker.port, ROOT, subscribe="cmd/#")
+    client = Client(options(broker.port, user=user, declared=declared))
+    try:
+        with client.session([client.topics.replies], timeout=10) as ok:
+            assert ok
+            client.request("status", {"request_id": "r-3", "by": "dr"}, timeout=0.2)
+        probe.wait_for(lambda: probe.messages, 10, "the command")
+        assert probe.messages[0][0] == f"{ROOT}/{topic}"
+    finally:
+        probe.close()

@@ -28,6 +28,7 @@ from controller.errors import ConfigError
 from controller.events import (
     CommandReceived,
     EventDelivered,
+    EventUndeliverable,
     LinkDown,
     LinkUp,
     PlanReceived,
@@ -739,3 +740,44 @@ def test_a_private_reply_with_nowhere_private_to_go_becomes_a_refusal(
         body = json.loads(watcher.get(topic).payload)
         assert body["ok"] is False and body["error"]["code"] == "invalid_payload"
         assert body["request_id"] == "n2" and "result" not in body  # the text stays home
+
+
+# --- hostile input and attribution (issue 15) ----------------------------------------------
+
+
+def test_a_command_on_the_attributed_path_names_its_broker_user(
+    make_link: LinkFactory, subs: Callable[..., Sub]
+) -> None:
+    _, inbox = make_link()
+    clinician = subs()
+    clinician.publish(T.cmd("advance", "dr-kim"), b"{}")
+    clinician.publish(T.cmd("advance"), b"{}")
+    first, second = take(inbox, CommandReceived), take(inbox, CommandReceived)
+    assert (first.verb, first.user) == ("advance", "dr-kim")
+    assert (second.verb, second.user) == ("advance", None)
+
+
+def test_a_retained_command_is_ignored_on_live_delivery_too(
+    make_link: LinkFactory, subs: Callable[..., Sub]
+) -> None:
+    _, inbox = make_link()
+    clinician = subs()
+    clinician.publish(T.cmd("emergency"), b'{"retained": 1}', retain=True)
+    clinician.publish(T.cmd("emergency", "dr-kim"), b'{"retained": 2}', retain=True)
+    clinician.publish(T.cmd("status"), b'{"live": 1}')
+    cmd = take(inbox, CommandReceived)
+    assert cmd.payload == b'{"live": 1}', "the retained ones came first and were ignored"
+    for topic in (T.cmd("emergency"), T.cmd("emergency", "dr-kim")):
+        clinician.publish(topic, b"", retain=True)  # clear them for the next test
+
+
+def test_an_event_too_large_for_the_broker_is_set_aside_not_sent(
+    make_link: LinkFactory, subs: Callable[..., Sub]
+) -> None:
+    link, inbox = make_link()
+    big = Event(seq=7, ts=now(), session_id=None, type="plan_rejected", data={"x": "y" * 70000})
+    link.publish_event(big)
+    out = take(inbox, EventUndeliverable)
+    assert out.seq == 7 and "the broker takes at most 65536" in out.reason
+    settle(link, inbox)  # the link is still up and delivering
+    assert not [m for m in drain(inbox) if isinstance(m, LinkDown)]

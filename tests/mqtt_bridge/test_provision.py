@@ -141,7 +141,11 @@ def test_acl_blocks_follow_the_contract(tmp_path: Path) -> None:
     assert "topic read clinic/rooms/room-3/cmd/#" in room
     assert "+" not in room and "/sim" not in room and "readwrite" not in room
     doc = blocks["user dr-a"]
-    assert "topic write clinic/rooms/+/cmd/#" in doc
+    # commands only on the attributed path, under the clinician's own name (issue 15)
+    assert "topic write clinic/rooms/+/cmd/+/by/dr-a\n" in doc + "\n"
+    assert [line for line in doc.splitlines() if "/rooms/+/cmd" in line] == [
+        "topic write clinic/rooms/+/cmd/+/by/dr-a"
+    ]
     assert "topic write clinic/rooms/+/plan" in doc
     assert "topic read clinic/rooms/+/events" in doc
     assert "read clinic/rooms/+/cmd" not in doc

@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from mqtt_bridge.roomctl import EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, build_payload, main
+from mqtt_bridge.roomctl import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    build_payload,
+    main,
+    parse_args,
+)
 from tests.support.broker import Broker
 from tests.support.daemon import RoomProcess
 from tests.support.probe import Probe
@@ -332,3 +340,11 @@ def test_roomctl_leaves_no_client_behind(make_room: MakeRoom, broker: Broker) ->
     for _ in range(3):
         assert main(ctl(broker.port, room.room_id, "status")) == EXIT_OK
     assert threading.active_count() <= before  # each run stopped its paho thread
+
+
+def test_by_defaults_to_the_broker_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROOMCTL_BY", raising=False)
+    monkeypatch.setenv("USER", "shell-user")
+    assert parse_args(["--room", "r", "--user", "dr-kim", "status"]).by == "dr-kim"
+    assert parse_args(["--room", "r", "status"]).by == "shell-user"
+    assert parse_args(["--room", "r", "--user", "dr-kim", "--by", "x", "status"]).by == "x"

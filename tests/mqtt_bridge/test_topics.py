@@ -117,3 +117,23 @@ def test_two_rooms_do_not_claim_each_others_commands() -> None:
     assert b.verb_of(a.cmd("advance")) is None
     assert a.sim_of(b.sim_action("incident")) is None
     assert b.sim_of(a.sim_action("incident")) is None
+
+
+def test_the_attributed_command_path_names_its_user() -> None:
+    t = Topics("clinic", "room-3")
+    assert t.cmd("advance", "dr-lee") == "clinic/rooms/room-3/cmd/advance/by/dr-lee"
+    assert t.cmd("advance") == "clinic/rooms/room-3/cmd/advance"
+    assert t.attributed_commands == "clinic/rooms/room-3/cmd/+/by/+"
+    assert t.command_of("clinic/rooms/room-3/cmd/advance/by/dr-lee") == ("advance", "dr-lee")
+    assert t.command_of("clinic/rooms/room-3/cmd/advance") == ("advance", None)
+    assert t.verb_of("clinic/rooms/room-3/cmd/advance/by/dr-lee") == "advance"
+
+
+@pytest.mark.parametrize(
+    "leaf",
+    ["advance/by", "advance/by/", "advance/of/dr-lee", "advance/by/dr-lee/x", "/by/dr-lee", "a/b"],
+)
+def test_other_depths_under_cmd_are_no_command(leaf: str) -> None:
+    t = Topics("clinic", "room-3")
+    assert t.command_of(f"clinic/rooms/room-3/cmd/{leaf}") is None
+    assert t.command_of("clinic/rooms/room-4/cmd/advance/by/dr-lee") is None

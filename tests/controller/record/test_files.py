@@ -115,5 +115,22 @@ def test_rebuild_from_journal_gives_the_same_files(tmp_path: Path) -> None:
 
 
 def test_report_dir_keeps_session_ids_inside_reports(tmp_path: Path) -> None:
-    assert report_dir(tmp_path, "../../etc") == tmp_path / "reports" / "_.._etc"
-    assert report_dir(tmp_path, "s 1/2") == tmp_path / "reports" / "s_1_2"
+    reports = tmp_path / "reports"
+    for sid in ("../../etc", "s 1/2", ".", "..", "/abs", "a\\b", "\u202e"):
+        out = report_dir(tmp_path, sid)
+        assert out.parent == reports and out.name not in ("", ".", ".."), sid
+        assert "/" not in out.name and "\\" not in out.name
+    assert report_dir(tmp_path, "../../etc").name.startswith("_.._etc~")
+    assert report_dir(tmp_path, "s 1/2").name.startswith("s_1_2~")
+
+
+def test_a_plain_session_id_is_its_folder(tmp_path: Path) -> None:
+    for sid in ("2026-01-05-r3-am", "S_1", "s.1", "x" * 64):
+        assert report_dir(tmp_path, sid) == tmp_path / "reports" / sid
+
+
+def test_session_ids_that_look_alike_get_their_own_folders(tmp_path: Path) -> None:
+    ids = ["rt/1", "rt:1", "rt_1", "rt 1", "rt?1", "RT_1", "rt_1~", "../rt_1", "rt/1 "]
+    dirs = [report_dir(tmp_path, sid) for sid in ids]
+    assert len(set(dirs)) == len(ids), dirs
+    assert dirs[0] == report_dir(tmp_path, "rt/1"), "the same id, the same folder"
