@@ -397,12 +397,13 @@ class AlarmRoom(RuleBasedStateMachine):
         self.model.tick()
 
     @precondition(lambda self: bool(self.acknowledged_limits()))
-    @rule(data=st.data(), delta=st.integers(0, 12))
-    def worsen(self, data: st.DataObject, delta: int) -> None:
-        """An acknowledged limit's value moves further out (re-activation, or not yet)."""
+    @rule(data=st.data(), beyond_step=st.sampled_from([-1, 0, 1, 6]))
+    def worsen(self, data: st.DataObject, beyond_step: int) -> None:
+        """An acknowledged limit's value moves out to about its re-activation step."""
         code = data.draw(st.sampled_from(self.acknowledged_limits()))
         at_ack = self.model.alarms[code].value_at_ack
         assert at_ack is not None
+        delta = int(getattr(self.config.alarms.reactivate_step, code)) + beyond_step
         value = int(at_ack) - delta if code in BELOW else int(at_ack) + delta
         if code.startswith("spo2"):
             self.sample(value, 74, "ok")
