@@ -389,7 +389,9 @@ class AlarmRoom(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.model.alarms))
     @rule(data=st.data(), by=st.sampled_from(["dr-lee", "rn-kim"]))
     def acknowledge(self, data: st.DataObject, by: str) -> None:
-        code = data.draw(st.sampled_from(sorted(self.model.alarms)))
+        self.ack(data.draw(st.sampled_from(sorted(self.model.alarms))), by)
+
+    def ack(self, code: str, by: str = "dr-lee") -> None:
         alarm_id = self.h.room.alarms.alarms[code].id
         reply = self.h.cmd("alarm_ack", by=by, alarm_id=alarm_id)
         assert reply.ok, reply.error
@@ -400,7 +402,20 @@ class AlarmRoom(RuleBasedStateMachine):
     @rule(data=st.data(), beyond_step=st.sampled_from([-1, 0, 1, 6]))
     def worsen(self, data: st.DataObject, beyond_step: int) -> None:
         """An acknowledged limit's value moves out to about its re-activation step."""
-        code = data.draw(st.sampled_from(self.acknowledged_limits()))
+        self.move_out(data.draw(st.sampled_from(self.acknowledged_limits())), beyond_step)
+
+    @precondition(lambda self: bool(self.limits_active()))
+    @rule(data=st.data(), beyond_step=st.sampled_from([-1, 0, 1, 6]))
+    def acknowledge_then_worse(self, data: st.DataObject, beyond_step: int) -> None:
+        """Acknowledged, then it got worse: the story re-activation is for."""
+        code = data.draw(st.sampled_from(self.limits_active()))
+        self.ack(code)
+        if code in self.acknowledged_limits():
+            self.move_out(code, beyond_step)
+
+    def move_out(self, code: str, beyond_step: int) -> None:
+        """The value of ``code`` moves its re-activation step (+ ``beyond_step``) past the
+        value at acknowledgement."""
         at_ack = self.model.alarms[code].value_at_ack
         assert at_ack is not None
         delta = int(getattr(self.config.alarms.reactivate_step, code)) + beyond_step
@@ -413,6 +428,11 @@ class AlarmRoom(RuleBasedStateMachine):
             self.blood_pressure((value + 30, value))
         else:
             self.blood_pressure((value, max(35, value // 2)))
+
+    def limits_active(self) -> list[str]:
+        return sorted(
+            c for c, a in self.model.alarms.items() if c in LIMIT_CODES and a.state == "active"
+        )
 
     def acknowledged_limits(self) -> list[str]:
         return sorted(
@@ -518,7 +538,7 @@ def engine_state(h: Harness) -> dict[str, Any]:
     }
 
 
-AlarmRoom.TestCase.settings = settings(max_examples=60, stateful_step_count=50, deadline=None)
+AlarmRoom.TestCase.settings = settings(max_examples=80, stateful_step_count=50, deadline=None)
 test_alarm_engine_follows_its_specification = AlarmRoom.TestCase
 
 
