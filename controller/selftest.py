@@ -1,7 +1,14 @@
 """``roomd --self-test``: the pre-first-patient checklist, run against the room's own devices.
 
 Part of the composition root with daemon.py: it drives the adapters the daemon built and
-reads what they report on the inbox. Prints one PASS/FAIL/SKIP line per check.
+reads what they report on the inbox. Prints one line per check:
+
+- ``PASS``: the room observed the outcome itself (a frame parsed, a port answered);
+- ``CHECK``: the room did its part and saw no fault, but the outcome is for a person to
+  perceive (a light, a sound, a press): the technician must confirm it. A self-test never says
+  PASS for what it could not observe;
+- ``SKIP``: the check does not apply to this room's configuration;
+- ``FAIL``: something is wrong; the exit code is 1.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from typing import Any
 from controller import events as ev
 from controller.config import Config
 
-Result = tuple[str, str, str]  # (PASS|FAIL|SKIP, check, detail)
+Result = tuple[str, str, str]  # (PASS|CHECK|FAIL|SKIP, check, detail)
+VERDICTS = ("PASS", "CHECK", "SKIP", "FAIL")
+"""Every verdict a check may give, in the order the summary counts them."""
 
 
 @dataclass
@@ -71,9 +80,10 @@ class SelfTest:
         if lost is not None:
             return ("FAIL", "lights", f"{lost.status}: {lost.detail}")
         return (
-            "PASS",
+            "CHECK",
             "lights",
-            f"cycled 100 % → 0 % → 30 % ({self.config.hardware.lighting.driver})",
+            f"no fault reported; look that they went 100 % → 0 % → 30 % "
+            f"({self.config.hardware.lighting.driver})",
         )
 
     def call_button(self) -> Result:
@@ -82,10 +92,12 @@ class SelfTest:
         time.sleep(0.5)
         self.devices.call_button.set_lamp("off")
         pin = self.config.hardware.call_button.pin
+        # Nobody pressed it: the input is untested until someone does.
         return (
-            "PASS",
+            "CHECK",
             "call button",
-            f"GPIO{pin} ready; lamp pulsed (press the button during a session to see call_placed)",
+            f"GPIO{pin} ready; look that the lamp pulsed, and press the button during a "
+            "session to see call_placed",
         )
 
     def buzzer(self) -> Result:
@@ -93,12 +105,20 @@ class SelfTest:
         self.devices.buzzer.annunciate("low")
         time.sleep(1.0)
         self.devices.buzzer.annunciate("off")
-        return ("PASS", "buzzer", f"GPIO{self.config.hardware.buzzer.pin} sounded the low pattern")
+        pin = self.config.hardware.buzzer.pin
+        return ("CHECK", "buzzer", f"GPIO{pin} drove the low pattern for 1 s (listen for it)")
 
     def oximeter(self) -> Result:
         """The monitor's serial output is seen and parsed."""
         if self.devices.oximeter is None:
-            return ("SKIP", "oximeter", "no port configured ([hardware.oximeter] port)")
+            if self.config.room.monitoring == "manual":
+                return ("SKIP", "oximeter", 'none; [room] monitoring = "manual" (SpO2/HR by hand)')
+            return (
+                "FAIL",
+                "oximeter",
+                "no port configured ([hardware.oximeter] port): sessions need continuous SpO2, "
+                'or [room] monitoring = "manual"',
+            )
         got = self._seen(lambda m: isinstance(m, ev.VitalsArrived), self.wait_s)
         if got is None:
             return ("FAIL", "oximeter", f"no valid frame within {self.wait_s:g} s")
@@ -124,7 +144,7 @@ class SelfTest:
         failed = self._seen(lambda m: isinstance(m, ev.AudioFailed), 3.0)
         if failed is not None:
             return ("FAIL", "headphones", failed.message)
-        return ("PASS", "headphones", "played the reassurance cue (listen for it)")
+        return ("CHECK", "headphones", "played the reassurance cue (listen for it)")
 
     def speakers(self) -> Result:
         """The speakers play a few seconds of the first track in the music library."""
@@ -137,7 +157,7 @@ class SelfTest:
         failed = self._seen(lambda m: isinstance(m, ev.AudioFailed), 4.0)
         if failed is not None:
             return ("FAIL", "speakers", failed.message)
-        return ("PASS", "speakers", f"played 3 s of {name} (listen for it)")
+        return ("CHECK", "speakers", f"played 3 s of {name} (listen for it)")
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -162,6 +182,8 @@ def print_results(results: list[Result]) -> int:
     """Print the checklist; exit code 1 when anything failed."""
     for verdict, check, detail in results:
         print(f"{verdict:<5} {check:<12} {detail}")
-    failed = sum(1 for r in results if r[0] == "FAIL")
-    print(f"self-test: {len(results) - failed} ok or skipped, {failed} failed")
-    return 1 if failed else 0
+    counts = {v: sum(1 for r in results if r[0] == v) for v in VERDICTS}
+    words = {"PASS": "passed", "CHECK": "to check by eye or ear", "SKIP": "skipped"}
+    summary = ", ".join(f"{counts[v]} {w}" for v, w in words.items())
+    print(f"self-test: {summary}, {counts['FAIL']} failed")
+    return 1 if counts["FAIL"] else 0
