@@ -422,6 +422,13 @@ class StartInfusion(Command):
     override: Override | None = None
 
 
+class Discharge(Command):
+    """The patient leaves: the discharge gate, which an override may pass (never an
+    unacknowledged high alarm)."""
+
+    override: Override | None = None
+
+
 class Reason(Command):
     """A command that needs a reason."""
 
@@ -571,7 +578,7 @@ COMMANDS: dict[str, type[Command]] = {
     "record_vitals": RecordVitals,
     "checkin": Checkin,
     "emergency": Reason,
-    "discharge": Command,
+    "discharge": Discharge,
     "end_session": EndSession,
     "events": EventsQuery,
     "status": Command,

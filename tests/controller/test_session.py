@@ -538,3 +538,24 @@ def test_journal_recovery_is_announced_and_alarmed(room: Harness) -> None:
     assert room.events("journal_recovered")[-1]["last_seq"] == 812
     alarm = [a for a in room.room.alarms.current() if a.code == "journal_recovered"]
     assert alarm and alarm[0].kind == "technical"
+
+
+def test_discharge_takes_an_override_but_never_past_a_high_alarm(room: Harness) -> None:
+    room.to_infusion_running()
+    room.run(INFUSION_S)
+    finish_scheduled_nibp(room)
+    room.audio.finish()
+    room.drain()
+    for _ in range(3):
+        room.ok("advance")
+    override = {"reason": "transferred to the ward with monitoring"}
+    room.ok("emergency", reason="vasovagal episode")
+    reply = room.cmd("discharge", override=override)
+    assert reply.error is not None and reply.error.code == "gate_not_met"
+    assert reply.error.details["not_overridable"] == ["alarms"]
+    assert room.room.phase == "discharge"
+    alarm = room.room.alarms.unacknowledged_high()[0]
+    room.ok("alarm_ack", alarm_id=alarm.id)
+    assert room.ok("discharge", override=override) == {"phase": "ended"}
+    checked = room.events("gate_checked")[-1]
+    assert checked["override"] == {**override, "by": "dr-lee"} and not checked["met"]
