@@ -543,3 +543,19 @@ def test_the_daemon_exits_2_for_a_missing_tls_ca(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert f"{path}: mqtt.tls_ca: " in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_limit_that_is_not_a_number_is_refused_naming_the_key(tmp_path: Path, value: str) -> None:
+    # A NaN limit compares false with every value: it would silently disable the alarm.
+    path = write(
+        tmp_path,
+        f'[room]\nid = "room-3"\n[alarms]\n'
+        f'spo2_low = {{limit = {value}, priority = "medium", delay_s = 10}}\n'
+        f"stale_s = {value}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems
+    assert any(p.startswith("alarms.spo2_low.limit: ") for p in problems), problems
+    assert any(p.startswith("alarms.stale_s: ") for p in problems), problems

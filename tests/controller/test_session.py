@@ -559,3 +559,26 @@ def test_discharge_takes_an_override_but_never_past_a_high_alarm(room: Harness) 
     assert room.ok("discharge", override=override) == {"phase": "ended"}
     checked = room.events("gate_checked")[-1]
     assert checked["override"] == {**override, "by": "dr-lee"} and not checked["met"]
+
+
+def test_a_plan_with_a_nan_limit_is_rejected_naming_the_field(room: Harness) -> None:
+    from controller.events import PlanReceived
+
+    # JSON's NaN literal reaches the room as a float; it must never become a limit.
+    payload = (
+        b'{"session_id": "s-9", "patient_ref": "P-1", "session_number": 1,'
+        b' "alarms": {"spo2_low": {"limit": NaN, "priority": "medium", "delay_s": 10}}}'
+    )
+    room.deliver(PlanReceived(payload))
+    (rejected,) = room.events("plan_rejected")
+    assert any(r.startswith("alarms.spo2_low.limit:") for r in rejected["reasons"]), rejected
+    assert room.room.session.state.pending_plan is None
+
+
+def test_debrief_ready_when_the_playlist_was_stopped(room: Harness) -> None:
+    # The debrief follows the infusion or the playlist: a playlist stopped by a clinician
+    # (or whose audio failed) must not hold the debrief back for ever.
+    room.to_infusion_running()
+    room.ok("music", action="stop")
+    room.run(INFUSION_S)
+    assert room.events("debrief_ready") == [{}]
