@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import queue
 import secrets
 import signal
 import sys
@@ -25,6 +24,7 @@ from controller.clock import SystemClock
 from controller.config import Config, load_config
 from controller.errors import ConfigError, JournalError
 from controller.events import InboxMessage, Shutdown, SimAction
+from controller.inbox import Inbox
 from controller.journal import Journal, open_journal
 from controller.loop import CoreLoop
 from controller.models import Event, iso_utc, parse_utc
@@ -258,7 +258,7 @@ def build_room(
     config: Config,
     args: argparse.Namespace,
     journal: Journal,
-    inbox: queue.SimpleQueue[InboxMessage],
+    inbox: Inbox,
 ) -> tuple[Room, Any, Devices, SystemClock, RecordWriter]:
     """Wire the adapters to the core's ports."""
     from controller.record.hl7 import Sender
@@ -311,7 +311,7 @@ def self_test(config: Config, args: argparse.Namespace) -> int:
     """``roomd --self-test``: the room's checklist on its own devices; 0 when nothing failed."""
     from controller.selftest import SelfTest, print_results
 
-    inbox: queue.SimpleQueue[InboxMessage] = queue.SimpleQueue()
+    inbox = Inbox()
     devices = Devices(config, inbox.put, SystemClock(), simulate=args.simulate)
     try:
         return print_results(SelfTest(config, devices, inbox).run())
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             recovery.first_seq,
         )
     # SimpleQueue: its put() is safe in a signal handler (Queue's lock could deadlock there).
-    inbox: queue.SimpleQueue[InboxMessage] = queue.SimpleQueue()
+    inbox = Inbox()
     notifier = Notifier()
     try:
         room, link, devices, clock, records = build_room(config, args, journal, inbox)

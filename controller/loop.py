@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from controller.errors import JournalError
 from controller.events import InboxMessage, Shutdown
+from controller.inbox import Inbox
 from controller.ports import Annunciator, Clock
 from controller.room import Room
 from controller.stall import StallWatch
@@ -31,7 +32,7 @@ class CoreLoop:
     def __init__(
         self,
         room: Room,
-        inbox: queue.SimpleQueue[InboxMessage] | queue.Queue[InboxMessage],
+        inbox: Inbox | queue.SimpleQueue[InboxMessage] | queue.Queue[InboxMessage],
         clock: Clock,
         *,
         alive: Callable[[], None] | None = None,

@@ -22,6 +22,7 @@ from typing import Any
 
 from controller import events as ev
 from controller.config import Config
+from controller.inbox import Inbox
 
 Result = tuple[str, str, str]  # (PASS|CHECK|FAIL|SKIP, check, detail)
 VERDICTS = ("PASS", "CHECK", "SKIP", "FAIL")
@@ -34,7 +35,7 @@ class SelfTest:
 
     config: Config
     devices: Any
-    inbox: queue.SimpleQueue[ev.InboxMessage]
+    inbox: Inbox | queue.SimpleQueue[ev.InboxMessage]
     wait_s: float = 10.0
     _history: list[ev.InboxMessage] = field(default_factory=list)
 
