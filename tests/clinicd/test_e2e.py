@@ -146,8 +146,10 @@ def test_course_across_two_rooms_with_the_archive_killed_mid_session(
     clinician.wait_for(clinician.online, 20, "archive online")
     a, b = rooms["room-a"][1], rooms["room-b"][1]
 
-    # Session 1 in room-a, whole.
+    # Session 1 in room-a, whole, with the patient's intentions written down at check-in
+    # (the text never travels on events: the archive fetches it with the room's notes verb).
     begin(a, plan(1, "room-a"))
+    a.ok("note", kind="intentions", text="To feel less numb with my children.")
     into_infusion(a)
     finish(a, "c7-s1-room-a")
     # Session 2 in room-b: the archive is killed with -9 during the infusion.
@@ -195,8 +197,14 @@ def test_course_across_two_rooms_with_the_archive_killed_mid_session(
     assert two["spo2_min"] is not None and two["spo2_min"] <= 96
     assert one["infusion"]["completed"] is True
     assert sessions[5]["end_reason"] == "e2e: short session"
-    # The room has no notes verb yet (contract v2): the archive says so instead of failing.
-    assert one["notes"] == [] and one["notes_status"] in ("unsupported", "pending")
+    # The note's text came from the room's notes verb, not from any event.
+    assert one["notes_status"] == "fetched"
+    assert [(n["kind"], n["text"]) for n in one["notes"]] == [
+        ("intentions", "To feel less numb with my children.")
+    ]
+    assert two["notes"] == [] and two["notes_status"] == "fetched"
+    leaked = [e for e in a.events() if "my children" in json.dumps(e)]
+    assert leaked == [], "never on events"
     codes = {(f["code"], f["session_id"]) for f in course["flags"]}
     assert ("course_complete", "c7-s6-room-b") in codes
     assert ("termination_discussion", "c7-s5-room-a") in codes
