@@ -31,9 +31,9 @@ from bench.infra import (
     Matcher,
     Room,
     free_port,
-    percentile,
     reap,
     spawn,
+    summary_ms,
 )
 from bench.wan import WanLink
 
@@ -204,18 +204,6 @@ class Seen:
         """The seqs received of one room."""
         with self.lock:
             return {k[2] for k in self.first if k[0] == site and k[1] == room}
-
-
-def _ms(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
-    ms = [v * 1000 for v in values]
-    return {
-        "n": len(ms),
-        "p50_ms": round(percentile(ms, 50), 3),
-        "p99_ms": round(percentile(ms, 99), 3),
-        "max_ms": round(max(ms), 3),
-    }
 
 
 # --- the benchmark --------------------------------------------------------------------------
@@ -424,15 +412,15 @@ def bench_bridge(
                 "archived": distinct,
             }
         )
-    central_p = _ms(central_lat)
-    site_p = _ms(site_lat)
+    central_p = summary_ms(central_lat)
+    site_p = summary_ms(site_lat)
     return {
         "sites": len(SITES),
         "rooms_per_site": rooms_per_site,
         "window_s": window_s,
         "events_per_s_per_room": round(1 / EVENT_INTERVAL_S, 2),
         "central_latency": central_p,
-        "bridge_hop": _ms(hop),
+        "bridge_hop": summary_ms(hop),
         "overhead_p99_ms": round(float(central_p["p99_ms"]) - float(site_p["p99_ms"]), 3),
         "overhead_p50_ms": round(float(central_p["p50_ms"]) - float(site_p["p50_ms"]), 3),
         "cut": {
