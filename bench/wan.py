@@ -1,7 +1,9 @@
 """A WAN link the bench can cut: a TCP relay on a free loopback port to another port.
 
-While cut, every open connection is closed and new ones are closed at once (as a router
-that lost its uplink answers), so both brokers stay up and only the link between them goes.
+While cut, every open connection is closed and the port refuses new ones (as a router that
+lost its uplink answers), so both brokers stay up and only the link between them goes. (An
+earlier relay accepted and closed connections during a cut: Mosquitto 2.0.11's bridge, then
+in a TLS handshake with a peer that had hung up, stopped serving its own clients.)
 """
 
 from __future__ import annotations
@@ -23,24 +25,22 @@ class WanLink:
         self._open: list[socket.socket] = []
         self._cut = False
         self._closed = False
-        self._server = socket.create_server(("127.0.0.1", self.port))
-        self._server.settimeout(0.2)
-        self._thread = threading.Thread(target=self._accept, name="bench-wan", daemon=True)
-        self._thread.start()
+        self._server = self._listen()
 
-    def _accept(self) -> None:
+    def _listen(self) -> socket.socket:
+        server = socket.create_server(("127.0.0.1", self.port))
+        server.settimeout(0.2)
+        threading.Thread(target=self._accept, args=(server,), name="bench-wan", daemon=True).start()
+        return server
+
+    def _accept(self, server: socket.socket) -> None:
         while not self._closed:
             try:
-                near, _ = self._server.accept()
+                near, _ = server.accept()
             except TimeoutError:
                 continue
-            except OSError:
+            except OSError:  # closed: a cut
                 return
-            with self._lock:
-                refused = self._cut
-            if refused:
-                near.close()
-                continue
             try:
                 far = socket.create_connection(("127.0.0.1", self.target), timeout=5)
             except OSError:
@@ -50,6 +50,10 @@ class WanLink:
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 s.settimeout(None)
             with self._lock:
+                if self._cut:  # cut while this one was being connected
+                    near.close()
+                    far.close()
+                    continue
                 self._open += [near, far]
             for a, b in ((near, far), (far, near)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
@@ -75,14 +79,19 @@ class WanLink:
     def cut(self) -> None:
         """Close every connection across the link and refuse new ones."""
         with self._lock:
+            if self._cut:
+                return
             self._cut = True
             live = list(self._open)
+            self._server.close()
         self._drop(*live)
 
     def restore(self) -> None:
-        """Let connections through again."""
+        """Let connections through again (on the same port)."""
         with self._lock:
-            self._cut = False
+            if self._cut and not self._closed:
+                self._server = self._listen()
+                self._cut = False
 
     @property
     def connections(self) -> int:
@@ -94,5 +103,3 @@ class WanLink:
         """Cut for good and stop listening."""
         self.cut()
         self._closed = True
-        self._server.close()
-        self._thread.join(1.0)
