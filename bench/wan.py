@@ -83,6 +83,10 @@ class WanLink:
                 return
             self._cut = True
             live = list(self._open)
+            # shutdown first: a close alone leaves the port listening until the accept
+            # thread's pending accept() returns
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
             self._server.close()
         self._drop(*live)
 
