@@ -36,6 +36,9 @@ NAMES = (
     "outage",
     "clinic",
     "flood",
+    "bridge",
+    "pi",
+    "archive",
 )
 GROUPS = {"latency": ("roundtrip", "call", "alarm"), "recovery": ("kill9", "outage")}
 
@@ -58,6 +61,13 @@ class Plan:
     rooms: list[int]
     clinic_window_s: float
     flood_cycles: int
+    bridge_rooms: int
+    bridge_window_s: float
+    bridge_cut_s: float
+    archive_rooms: int
+    archive_days: int
+    archive_queries: int
+    archive_ingest_n: int
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -106,6 +116,13 @@ def make_plan(args: argparse.Namespace) -> Plan:
         rooms=rooms,
         clinic_window_s=5.0 if q else 30.0,
         flood_cycles=2 if q else 5,
+        bridge_rooms=1 if q else 3,
+        bridge_window_s=4.0 if q else 30.0,
+        bridge_cut_s=4.0 if q else 30.0,
+        archive_rooms=2 if q else 30,
+        archive_days=14 if q else 365,
+        archive_queries=20 if q else 200,
+        archive_ingest_n=2000 if q else 20000,
     )
 
 
@@ -181,6 +198,57 @@ TARGETS = (
     Target("kill9", "resume median", "< 2 s", lambda r: r["resume_s_median"], lambda v: v < 2, "s"),
     Target("kill9", "events lost", "0", lambda r: r["lost_events"], lambda v: v == 0, ""),
     Target("outage", "events lost", "0", lambda r: r["lost_events"], lambda v: v == 0, ""),
+    *(
+        t
+        for name in ("footprint", "pi")
+        for t in (
+            Target(
+                name,
+                "room threads CPU",
+                "≤ 0.5 % core",
+                lambda r: r["room_threads_cpu_pct"],
+                lambda v: v <= 0.5,
+                "%",
+            ),
+            Target(name, "RSS max", "≤ 40 MB", lambda r: r["rss_mb_max"], lambda v: v <= 40, "MB"),
+        )
+    ),
+    Target(
+        "bridge", "p99 overhead", "≤ 5 ms", lambda r: r["overhead_p99_ms"], lambda v: v <= 5, "ms"
+    ),
+    Target("bridge", "cut: lost", "0", lambda r: r["cut"]["lost_events"], lambda v: v == 0, ""),
+    Target(
+        "bridge",
+        "cut: archive dup/lost",
+        "0",
+        lambda r: r["cut"]["archive_duplicates"] + r["cut"]["archive_lost"],
+        lambda v: v == 0,
+        "",
+    ),
+    Target(
+        "archive",
+        "ingest catch-up",
+        "≥ 5000 ev/s",
+        lambda r: r["catch_up_events_per_s"],
+        lambda v: v >= 5000,
+        "ev/s",
+    ),
+    Target(
+        "archive",
+        "ingest live",
+        "≥ 5000 ev/s",
+        lambda r: r["live_events_per_s"],
+        lambda v: v >= 5000,
+        "ev/s",
+    ),
+    Target(
+        "archive",
+        "course p99",
+        "< 50 ms",
+        lambda r: r["course_ms"]["p99_ms"],
+        lambda v: v < 50,
+        "ms",
+    ),
     Target(
         "clinic",
         "event seq gaps",
@@ -296,6 +364,24 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 f"broker CPU {r['broker_cpu_pct_of_core']:.2f} %",
             ]
         )
+    for name in ("footprint", "pi"):
+        if name in results and "room_threads_cpu_pct" in results[name]:
+            r = results[name]
+            pinned = (
+                f"taskset -c {','.join(map(str, r['pinned_cpus']))}"
+                if r["pinned_cpus"]
+                else "unpinned"
+            )
+            out.append(
+                [
+                    name if name == "pi" else "",
+                    f"room threads {r['room_threads_cpu_pct']:.2f} % core, RSS max "
+                    f"{r['rss_mb_max']:.1f} MB ({pinned}, {r['window_s']:.0f} s)",
+                    f"whole process {r['cpu_pct_of_core']:.2f} %, simulators "
+                    f"{r['sim_threads_cpu_pct']:.2f} %; bare paho RSS "
+                    f"{r['reference']['bare_paho_process_rss_mb']:.1f} MB",
+                ]
+            )
     if "kill9" in results:
         r = results["kill9"]
         out.append(
@@ -341,6 +427,45 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 f"emergency alone p50/max {a['p50_ms']:.1f}/{a['max_ms']:.1f} ms",
             ]
         )
+    if "bridge" in results:
+        r = results["bridge"]
+        c, ref, cut = r["central_latency"], r["reference"]["single_broker_latency"], r["cut"]
+        out += [
+            [
+                "bridge",
+                f"central p50/p99 {c['p50_ms']:.2f}/{c['p99_ms']:.2f} ms (n={c['n']}), "
+                f"overhead p99 {r['overhead_p99_ms']:.2f} ms",
+                f"site broker p50/p99 {ref['p50_ms']:.2f}/{ref['p99_ms']:.2f} ms",
+            ],
+            [
+                "",
+                f"{cut['cut_s']:g} s cut of {cut['site']}: lost {cut['lost_events']} of "
+                f"{cut['journal_events']}, dup received {cut['duplicates_received']}, archive "
+                f"dup/lost {cut['archive_duplicates']}/{cut['archive_lost']}",
+                f"bridge back {cut['reconnect_s']:.2f} s, caught up {cut['caught_up_s']:.2f} s "
+                "after the link",
+            ],
+        ]
+    if "archive" in results:
+        r = results["archive"]
+        ref = r["reference"]
+        out += [
+            [
+                "archive",
+                f"{r['events']} events ({r['rooms']} rooms × {r['days']} d, {r['db_mb']:.0f} MB): "
+                f"ingest catch-up {r['catch_up_events_per_s']} ev/s, live "
+                f"{r['live_events_per_s']} ev/s",
+                f"bare INSERT, one FULL txn each: {ref['raw_insert_per_txn_per_s']} rows/s",
+            ],
+            [
+                "",
+                f"course p50/p99 {r['course_ms']['p50_ms']:.1f}/{r['course_ms']['p99_ms']:.1f} ms"
+                f" over MQTT (in-process {r['course_direct_ms']['p99_ms']:.1f} ms p99), "
+                f"clinicd RSS {r['clinicd_rss_mb']:.1f} MB",
+                f"paho echo p99 {ref['echo_ms']['p99_ms']:.2f} ms; bare paho RSS "
+                f"{ref['bare_paho_rss_mb']:.1f} MB",
+            ],
+        ]
     return out
 
 
@@ -374,7 +499,17 @@ def run(
     names: list[str], plan: Plan, workdir: Path, log: Callable[[str], None]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run the benchmarks; (results by name, errors by name)."""
-    from bench import clinic, flood, footprint, journal_cost, latency, recovery, writes
+    from bench import (
+        archive,
+        bridge,
+        clinic,
+        flood,
+        footprint,
+        journal_cost,
+        latency,
+        recovery,
+        writes,
+    )
 
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -450,6 +585,30 @@ def run(
         )
     if "flood" in names:
         attempt("flood", lambda: flood.bench_flood(workdir / "flood", plan.flood_cycles))
+    if "bridge" in names:
+        attempt(
+            "bridge",
+            lambda: bridge.bench_bridge(
+                workdir / "bridge", plan.bridge_rooms, plan.bridge_window_s, plan.bridge_cut_s
+            ),
+        )
+    if "pi" in names:
+        attempt(
+            "pi",
+            lambda: footprint.bench_footprint(workdir / "pi", plan.footprint_s, cpus=[0]),
+        )
+    if "archive" in names:
+        attempt(
+            "archive",
+            lambda: archive.bench_archive(
+                workdir / "archive",
+                plan.archive_rooms,
+                plan.archive_days,
+                plan.archive_queries,
+                plan.archive_ingest_n,
+                log,
+            ),
+        )
     return results, errors
 
 

@@ -222,9 +222,19 @@ def plan(session_id: str) -> dict[str, Any]:
     }
 
 
-def start_session(client: Client, root: str, session_id: str) -> None:
-    """Start a session (phase check_in: alarms count from here)."""
-    ok(client, root, "start_session", plan=plan(session_id))
+def start_session(client: Client, root: str, session_id: str, timeout: float = 20.0) -> None:
+    """Start a session (phase check_in: alarms count from here); on a loaded machine a room
+    just online may not have its simulated oximeter's first sample yet: asked again until
+    ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = command(client, root, "start_session", plan=plan(session_id))
+        if reply.get("ok"):
+            return
+        error = reply.get("error") or {}
+        if "no oximeter" not in str(error.get("message")) or time.monotonic() > deadline:
+            raise BenchError(f"start_session failed: {error}")
+        time.sleep(0.2)
 
 
 def into_infusion(client: Client, root: str, session_id: str) -> None:

@@ -29,6 +29,7 @@ from bench.infra import (
     reap,
     spawn,
 )
+from bench.threads import launcher, pct_by_name, share, thread_times
 
 DEFAULT_MUSIC_DIR = Path("/var/lib/roomd/music")
 
@@ -54,11 +55,22 @@ class TopicCounter:
             self.bytes[leaf] += len(payload) + len(topic)
 
 
-def bench_footprint(workdir: Path, window_s: float) -> dict[str, Any]:
-    """CPU and RSS of one ``roomd --simulate`` over ``window_s`` of an infusion at time scale 1."""
+def bench_footprint(
+    workdir: Path, window_s: float, cpus: list[int] | None = None
+) -> dict[str, Any]:
+    """CPU and RSS of one ``roomd --simulate`` over ``window_s`` of an infusion at time scale 1:
+    the whole process, and its own threads apart from the simulated devices' (``cpus``: pin
+    the room to these cores with taskset, a Pi-like run)."""
     broker = Broker(workdir / "broker")
     broker.start()
-    room = Room(workdir / "room", broker.port, "bench-foot", time_scale=1.0)
+    room = Room(
+        workdir / "room",
+        broker.port,
+        "bench-foot",
+        time_scale=1.0,
+        launch=launcher("controller"),
+        cpus=cpus,
+    )
     counter = TopicCounter(room.root)
     client = Client(broker.port, "foot", [f"{room.root}/#"], on_message=counter)
     ref = None
@@ -74,6 +86,7 @@ def bench_footprint(workdir: Path, window_s: float) -> dict[str, Any]:
         rss: list[int] = []
         ref_rss: list[int] = []
         before = proc_sample(room.pid)
+        threads_before = thread_times(room.pid)
         broker_before = proc_sample(broker.pid)
         t0 = time.monotonic()
         while (elapsed := time.monotonic() - t0) < window_s:
@@ -84,6 +97,7 @@ def bench_footprint(workdir: Path, window_s: float) -> dict[str, Any]:
                 ref_rss.append(proc_sample(ref.pid).rss_kb)
             time.sleep(min(1.0, max(0.0, window_s - elapsed)))
         after = proc_sample(room.pid)
+        threads_after = thread_times(room.pid)
         broker_after = proc_sample(broker.pid)
         wall = time.monotonic() - t0
         counter.counting = False
@@ -98,13 +112,18 @@ def bench_footprint(workdir: Path, window_s: float) -> dict[str, Any]:
         client.close()
         room.stop()
         broker.stop()
+    room_pct, sim_pct = share(threads_before, threads_after, wall)
     music = "libVLC (music_dir exists)" if DEFAULT_MUSIC_DIR.is_dir() else "stand-in player"
     return {
         "window_s": round(wall, 1),
         "time_scale": 1.0,
         "phase": "infusion",
         "music": music,
+        "pinned_cpus": cpus,
         "cpu_pct_of_core": round(cpu_percent(before, after, wall), 3),
+        "room_threads_cpu_pct": round(room_pct, 3),
+        "sim_threads_cpu_pct": round(sim_pct, 3),
+        "threads_cpu_pct": pct_by_name(threads_before, threads_after, wall),
         "rss_mb_max": round(max(rss) / 1024, 1),
         "rss_mb_last": round(rss[-1] / 1024, 1),
         "vm_hwm_mb": round(after.hwm_kb / 1024, 1),
@@ -116,7 +135,8 @@ def bench_footprint(workdir: Path, window_s: float) -> dict[str, Any]:
         "total_bytes_per_s": round(sum(nbytes.values()) / wall, 1),
         "reference": {"bare_paho_process_rss_mb": round(max(ref_rss) / 1024, 1)},
         "load": "1 Hz simulated oximeter, NIBP module idle between readings, state heartbeat "
-        "every 10 s, lights and music of the infusion phase",
+        "every 10 s, lights and music of the infusion phase; room threads = every thread but "
+        "the simulated devices' (sim-*), named for /proc by bench.threads.launcher",
     }
 
 

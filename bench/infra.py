@@ -265,9 +265,15 @@ class Room:
         time_scale: float = 1.0,
         extra_toml: str = "",
         notify: Path | None = None,
+        launch: list[str] | None = None,
+        cpus: list[int] | None = None,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
+        self.launch = launch or [sys.executable, "-m", "controller"]
+        """How ``python -m controller`` is run (``bench.threads.launcher`` names its threads)."""
+        self.cpus = cpus
+        """The cores it is pinned to (``taskset``), or None."""
         self.room_id = room_id
         self.root = f"clinic/rooms/{room_id}"
         self.time_scale = time_scale
@@ -294,10 +300,10 @@ class Room:
         env.pop("NOTIFY_SOCKET", None)
         if self.notify is not None:
             env["NOTIFY_SOCKET"] = str(self.notify)
+        pin = ["taskset", "-c", ",".join(map(str, self.cpus))] if self.cpus is not None else []
         argv = [
-            sys.executable,
-            "-m",
-            "controller",
+            *pin,
+            *self.launch,
             "--simulate",
             "--time-scale",
             str(self.time_scale),

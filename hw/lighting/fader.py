@@ -1,8 +1,11 @@
 """The room's lights behind the ``Lighting`` port: fades on the lighting's own thread, over
 whichever output the configured driver builds.
 
-Fades run at ``rate_hz`` (100 by default). ``Lighting.step(now)`` is the whole of one tick,
-so tests drive it directly with a fake clock.
+A fade is written as often as a visible change needs: every ``LEVEL_STEP`` of perceived
+level (or of a colour component), at most ``rate_hz`` times a second (100 by default). A
+one-minute dimming then costs a few writes a second instead of a hundred, and when nothing
+fades the thread sleeps until ``set_scene`` wakes it. ``Lighting.step(now)`` is the whole of
+one tick, so tests drive it directly with a fake clock.
 """
 
 from __future__ import annotations
@@ -25,6 +28,21 @@ from hw.stepper import Waiter, real_wait, run_steps
 log = logging.getLogger(__name__)
 
 DEVICE = "lighting"
+
+LEVEL_STEP = 0.001
+"""The change of perceived level (a tenth of a CIE lightness unit, far below the smallest
+difference an eye sees) or of an sRGB component (as a fraction of 255) worth a write."""
+
+
+def step_interval(fade: Fade) -> float:
+    """Clock seconds between writes of ``fade``: the time it takes to move one ``LEVEL_STEP``
+    (a fade moves evenly in level and in colour; 0 for a fade that does not move)."""
+    if fade.duration <= 0:
+        return 0.0
+    moves = [abs(fade.end.level - fade.start.level)]
+    moves += [abs(z - a) / 255.0 for a, z in zip(fade.start.colour, fade.end.colour, strict=True)]
+    fastest = max(moves) / fade.duration
+    return LEVEL_STEP / fastest if fastest > 0 else fade.duration
 
 
 class Lighting:
@@ -104,8 +122,8 @@ class Lighting:
     def step(self, now: float) -> float | None:
         """Do one tick at clock time ``now``: reconnect if due, write the fade's state.
 
-        Returns the clock seconds until the next tick is needed (0: at the step rate) or
-        ``None`` when there is nothing to do until ``set_scene``.
+        Returns the clock seconds until the next tick is needed (0: at the step rate, as fast
+        as ``rate_hz``) or ``None`` when there is nothing to do until ``set_scene``.
         """
         if not self._up and (now < self._retry_at or not self._connect(now)):
             return max(0.0, self._retry_at - now)
@@ -126,7 +144,8 @@ class Lighting:
             self._written, self._written_at = duties, now
             self._set_status("ok")
         if not fade.done(now - t0):
-            return 0.0
+            # The next visible step, but never past the fade's end (written on time).
+            return min(step_interval(fade), t0 + fade.duration - now)
         with self._lock:
             if self._fade is fade:
                 self._settled.set()

@@ -22,7 +22,11 @@ def encoder_for(driver: str) -> OxEncoder:
 
 
 class SimulatedOximeter(SimDevice):
-    """A pulse oximeter writing ``format`` (a driver name) into a pty about once a second."""
+    """A pulse oximeter writing ``format`` (a driver name) into a pty about once a second.
+
+    An incident is written at once, as an extra sample: a test or bench that desaturates the
+    patient measures the room, not a wait for the next sample period.
+    """
 
     def __init__(
         self,
@@ -39,6 +43,7 @@ class SimulatedOximeter(SimDevice):
         self._clock = clock
         self.period_s = period_s
         self.sensor_off = False
+        self.patient.watch(self._wake.set)
         self._start(self._run, f"sim-oximeter-{format}")
 
     def incident(self, kind: str) -> None:
@@ -48,9 +53,10 @@ class SimulatedOximeter(SimDevice):
             self.sensor_off = True
         elif kind == "recover":
             self.sensor_off = False
+        self._wake.set()  # (the patient's incidents wake it through ``watch``)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
+        while self._nap(self.period_s):
             if self._pty.plugged:
                 self._pty.write(self._take_garbage() + self.output())
 

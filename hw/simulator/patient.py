@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.ports import Clock
@@ -62,6 +63,11 @@ class SimulatedPatient:
         self._lock = threading.Lock()
         self.desaturating = False
         self.hypertensive = False
+        self._watchers: list[Callable[[], None]] = []
+
+    def watch(self, changed: Callable[[], None]) -> None:
+        """Call ``changed()`` after every incident (a monitor then samples at once)."""
+        self._watchers.append(changed)
 
     def set_infusion_started(self, monotonic_ts: float | None) -> None:
         """Anchor the session: the infusion started at ``monotonic_ts`` (clock.monotonic())."""
@@ -82,6 +88,8 @@ class SimulatedPatient:
                 self.hypertensive = True
             elif kind == "recover":
                 self.desaturating = self.hypertensive = False
+        for changed in self._watchers:
+            changed()
 
     def vitals(self) -> Vitals:
         """The patient's values now (with a little beat-to-beat noise)."""

@@ -87,6 +87,7 @@ class SimDevice:
         self.patient = patient
         self._pty = Pty(name)
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._rng = random.Random(seed)
         self._garbage_pending = False
         self._thread: threading.Thread | None = None
@@ -118,6 +119,12 @@ class SimDevice:
         self._thread = threading.Thread(target=target, name=name, daemon=True)
         self._thread.start()
 
+    def _nap(self, seconds: float) -> bool:
+        """Wait ``seconds`` or until woken (``_wake``); ``False`` once the device is closed."""
+        self._wake.wait(seconds)
+        self._wake.clear()
+        return not self._stop.is_set()
+
     def _take_garbage(self) -> bytes:
         if not self._garbage_pending:
             return b""
@@ -127,6 +134,7 @@ class SimDevice:
     def close(self) -> None:
         """Stop the thread and remove the pty."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(2.0)
         self._pty.close()

@@ -103,3 +103,66 @@ def test_the_flood_bench_has_a_target_and_a_row() -> None:
     targets = check_targets({"flood": flood})
     assert [(t["bench"], t["verdict"]) for t in targets] == [("flood", "FAIL")]
     assert "emergency behind 3000 bad commands" in render({"flood": flood}, targets, {})
+
+
+def test_the_scale_benchmarks_have_rows_and_targets() -> None:
+    lat = {"n": 30, "p50_ms": 2.0, "p99_ms": 6.0, "max_ms": 7.0}
+    foot = {
+        "room_threads_cpu_pct": 0.31,
+        "sim_threads_cpu_pct": 0.2,
+        "cpu_pct_of_core": 0.6,
+        "rss_mb_max": 41.0,
+        "pinned_cpus": [0],
+        "window_s": 60.0,
+        "reference": {"bare_paho_process_rss_mb": 22.1},
+    }
+    results = {
+        "pi": foot,
+        "bridge": {
+            "central_latency": {**lat, "p99_ms": 9.0},
+            "reference": {"single_broker_latency": lat},
+            "overhead_p99_ms": 3.0,
+            "cut": {
+                "site": "site-a",
+                "cut_s": 30,
+                "lost_events": 0,
+                "journal_events": 400,
+                "duplicates_received": 2,
+                "archive_duplicates": 0,
+                "archive_lost": 0,
+                "reconnect_s": 1.1,
+                "caught_up_s": 1.5,
+            },
+        },
+        "archive": {
+            "events": 3_400_000,
+            "rooms": 30,
+            "days": 365,
+            "db_mb": 600.0,
+            "catch_up_events_per_s": 9000,
+            "live_events_per_s": 150,
+            "course_ms": {**lat, "p99_ms": 80.0},
+            "course_direct_ms": lat,
+            "clinicd_rss_mb": 43.0,
+            "reference": {
+                "raw_insert_per_txn_per_s": 170,
+                "echo_ms": lat,
+                "bare_paho_rss_mb": 22.1,
+            },
+        },
+    }
+    verdicts = {(t["bench"], t["figure"]): t["verdict"] for t in check_targets(results)}
+    assert verdicts == {
+        ("pi", "room threads CPU"): "PASS",
+        ("pi", "RSS max"): "FAIL",
+        ("bridge", "p99 overhead"): "PASS",
+        ("bridge", "cut: lost"): "PASS",
+        ("bridge", "cut: archive dup/lost"): "PASS",
+        ("archive", "ingest catch-up"): "PASS",
+        ("archive", "ingest live"): "FAIL",
+        ("archive", "course p99"): "FAIL",
+    }
+    table = render(results, check_targets(results), {})
+    assert "taskset -c 0" in table and "site broker p50/p99 2.00/6.00 ms" in table
+    assert "lost 0 of 400" in table and "course p50/p99 2.0/80.0 ms" in table
+    assert selected(["bridge", "pi", "archive"]) == ["bridge", "pi", "archive"]

@@ -11,7 +11,7 @@ import pytest
 
 from controller.clock import SystemClock
 from hw.lighting.curve import duty_to_lightness, lightness_to_duty
-from hw.lighting.fader import Lighting
+from hw.lighting.fader import LEVEL_STEP, Lighting, step_interval
 from hw.lighting.pwm import PwmOutput
 
 WAIT = 5.0
@@ -108,13 +108,70 @@ def test_fade_zero_is_immediate_even_mid_fade(
     try:
         lights.set_scene("infusion", 0.05, None, 60.0)
         run_fade(lights, room_clock, 3.0)
+        dim = pin.state
+        # Written within one visible step of where the fade is after 3 s.
+        assert lightness_to_duty(0.05 * 3 / 60 - LEVEL_STEP) <= dim <= lightness_to_duty(0.0025)
         pin.clear_states()
         lights.set_scene("emergency", 1.0, (255, 255, 255), 0)
         assert lights.step(room_clock.monotonic()) is None  # done in one step
-        dim = lightness_to_duty(0.05 * 3 / 60)
-        assert [s.state for s in pin.states] == [pytest.approx(dim, rel=0.01), 1.0]
+        assert [s.state for s in pin.states] == [dim, 1.0]
     finally:
         lights.close()
+
+
+def test_a_slow_fade_is_written_once_per_visible_step_and_ends_on_time(
+    mock_pins: Any, room_clock: Any, autojump: Any, emitted: Any, closer: Any
+) -> None:
+    lights = closer(pwm_lights(mock_pins, room_clock, emitted, waiter=autojump))
+    pin = mock_pins.pin(18)
+    assert lights.wait_settled(WAIT)
+    lights.set_scene("pre_infusion", 0.3, None, 0)
+    assert lights.wait_settled(WAIT)
+    pin.clear_states()
+    autojump.timeouts.clear()
+    start = room_clock.monotonic()
+    lights.set_scene("infusion", 0.05, None, 60.0)  # the default infusion dimming
+    assert lights.wait_settled(WAIT)
+    assert room_clock.monotonic() - start == pytest.approx(60.0, abs=0.01)
+    levels = [duty_to_lightness(s.state) for s in pin.states]
+    assert levels[0] == pytest.approx(0.3) and levels[-1] == pytest.approx(0.05)
+    # 0.25 of level in steps of LEVEL_STEP: ~250 writes in a minute, not 6000 at 100 Hz.
+    assert 240 <= len(levels) - 1 <= 260
+    assert all(0 < a - b <= LEVEL_STEP * 1.01 for a, b in itertools.pairwise(levels))
+    ticks = [t for t in autojump.timeouts if t is not None]
+    assert max(ticks) == pytest.approx(0.24) and min(ticks) >= lights.period
+
+
+def test_nothing_fading_the_thread_sleeps_until_a_new_scene(
+    mock_pins: Any, room_clock: Any, autojump: Any, emitted: Any, closer: Any
+) -> None:
+    lights = closer(pwm_lights(mock_pins, room_clock, emitted, waiter=autojump))
+    assert lights.wait_settled(WAIT)
+    lights.set_scene("idle", 0.3, None, 5.0)
+    assert lights.wait_settled(WAIT)
+    settled_at = room_clock.monotonic()
+    autojump.timeouts.clear()
+    pin = mock_pins.pin(18)
+    pin.clear_states()
+    # Settled: only untimed waits (woken by nothing) and no fake time passes, nothing written.
+    assert autojump.exhausted.wait(0.2) is False
+    assert set(autojump.timeouts) <= {None}
+    assert room_clock.monotonic() == settled_at and len(pin.states) == 1
+    lights.set_scene("check_in", 0.5, None, 0)  # the wake-up: written at once
+    assert lights.wait_settled(WAIT)
+    assert pin.state == pytest.approx(lightness_to_duty(0.5))
+    assert room_clock.monotonic() == settled_at
+
+
+def test_step_interval_follows_the_fastest_moving_part() -> None:
+    from hw.lighting.curve import Fade, LightState
+
+    dim = Fade(LightState(0.3), LightState(0.05), 60.0)
+    assert step_interval(dim) == pytest.approx(LEVEL_STEP * 60 / 0.25)
+    hue = Fade(LightState(0.3, (255, 0, 0)), LightState(0.3, (0, 0, 0)), 10.0)
+    assert step_interval(hue) == pytest.approx(LEVEL_STEP * 10)
+    assert step_interval(Fade(LightState(0.3), LightState(0.3), 8.0)) == 8.0
+    assert step_interval(Fade(LightState(0.3), LightState(0.9), 0.0)) == 0.0
 
 
 def test_emergency_reaches_full_at_once_on_the_real_thread(

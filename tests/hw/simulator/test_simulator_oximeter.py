@@ -1,8 +1,12 @@
-"""The simulated oximeter: every registered protocol's monitor, through its own encoder."""
+"""The simulated oximeter: every registered protocol's monitor, through its own encoder;
+an incident written at once."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import serial
 
 from controller.clock import FakeClock
 from hw.simulator import SimulatedPatient, simulated_oximeter
@@ -49,3 +53,19 @@ def test_a_driver_without_a_simulated_monitor_is_refused_plainly(
     assert simulated_oximeter(throwaway_oximeter, clock, SimulatedPatient(clock), 1.0) is None
     with pytest.raises(ValueError, match=f"the {throwaway_oximeter} oximeter driver has no"):
         SimulatedOximeter(throwaway_oximeter, clock)
+
+
+def test_an_incident_is_written_at_once_not_at_the_next_sample() -> None:
+    sim = SimulatedOximeter("masimo_ascii", FakeClock(), period_s=3600, seed=3)
+    port = serial.Serial(sim.port_path, 9600, timeout=2.0)  # bounded; the period is an hour
+    try:
+        sim.patient.incident("desaturation")  # as the daemon's sim/incident does
+        readings: list[Any] = []
+        while not readings:
+            data = port.read_until(b"\n")
+            assert data, "no sample within 2 s of the incident"
+            readings += MasimoParser().feed(data)
+        assert readings[-1].spo2 <= 86
+    finally:
+        port.close()
+        sim.close()

@@ -44,3 +44,12 @@ def test_patient_incidents() -> None:
     patient.incident("recover")
     v = patient.vitals()
     assert v.spo2 >= 96 and v.sys < 140
+
+
+def test_watchers_hear_of_every_incident() -> None:
+    patient = SimulatedPatient(FakeClock(), seed=1)
+    heard: list[bool] = []
+    patient.watch(lambda: heard.append(patient.desaturating))
+    patient.incident("desaturation")
+    patient.incident("recover")
+    assert heard == [True, False]  # called after the change

@@ -1,0 +1,386 @@
+"""The clinic archive at a year of data: ingest rate, ``course`` query latency, memory.
+
+A year of 30 rooms is generated (three sessions a day on weekdays, each ~150 events made of
+the contract's own examples: plan, phases, lights, music, NIBP every five minutes, check-ins,
+an alarm), loaded through ``Store.add_events`` in the archive's page size, then:
+
+- **live ingest**: events one at a time through ``Ingest.on_event``, as the archive's worker
+  stores what arrives (one transaction each, ``synchronous=FULL``); reference: the same
+  rows through a bare ``INSERT`` in one transaction per row on the same disk;
+- **course**: a real clinicd process on the loaded database, asked ``course`` over MQTT for
+  random patients (reply received − request sent); reference: the same queries through
+  ``Archive.course`` in-process, and a bare paho echo round trip;
+- **RSS** of that clinicd process after the queries, beside a bare paho process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import sqlite3
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.clients import Client, reply_match
+from bench.infra import (
+    BenchError,
+    Broker,
+    Matcher,
+    bare_paho_script,
+    echo_script,
+    proc_sample,
+    python_argv,
+    reap,
+    spawn,
+    summary_ms,
+)
+from controller.event_data import EVENT_DATA, PLAN
+from controller.models import Event, iso_utc
+from mqtt_bridge.clinicd.config import CourseSection
+from mqtt_bridge.clinicd.ingest import Ingest
+from mqtt_bridge.clinicd.store import Store
+from mqtt_bridge.clinicd.verbs import Archive
+
+SESSIONS_PER_DAY = 3
+SESSIONS_PER_PATIENT = 6
+PAGE = 500
+"""Events per ``add_events`` call: the archive's default page when it fetches from a room."""
+YEAR_START = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
+FIXTURE_VERSION = 1
+"""Bump when the generator changes: the cached fixture is then rebuilt."""
+
+
+def _session(sid: str, number: int, patient: str) -> list[tuple[float, str, dict[str, Any]]]:
+    """One session's (seconds from its start, type, data), from the contract's examples."""
+    plan = {**PLAN, "session_id": sid, "patient_ref": patient, "session_number": number}
+    ex = {t: m.example for t, m in EVENT_DATA.items()}
+    out: list[tuple[float, str, dict[str, Any]]] = [
+        (0, "session_configured", {**ex["session_configured"], "plan": plan}),
+        (60, "session_started", {**ex["session_started"], "plan": plan}),
+        (61, "limits_in_force", ex["limits_in_force"]),
+    ]
+    for i, (a, b) in enumerate(
+        [("check_in", "intentions"), ("intentions", "pre_infusion"), ("pre_infusion", "infusion")]
+    ):
+        out.append((120 + 300 * i, "phase_changed", {"from": a, "to": b, "by": "dr-lee"}))
+        out.append((121 + 300 * i, "lighting_changed", ex["lighting_changed"]))
+        out.append((122 + 300 * i, "confirmed", ex["confirmed"]))
+    out += [
+        (1000, "music_started", ex["music_started"]),
+        (1020, "infusion_started", ex["infusion_started"]),
+    ]
+    for k in range(30):  # NIBP every 5 min for 2.5 h
+        t = 1020 + 300 * k
+        out += [(t, "nibp_due", ex["nibp_due"]), (t + 1, "nibp_requested", ex["nibp_requested"])]
+        out.append((t + 40, "nibp_result", {**ex["nibp_result"], "sys": 120 + k % 17}))
+    for k in range(8):
+        t = 1030 + 900 * k
+        out += [
+            (t, "track_started", ex["track_started"]),
+            (t + 890, "track_ended", ex["track_ended"]),
+        ]
+        out += [
+            (t + 5, "checkin_due", ex["checkin_due"]),
+            (t + 60, "checkin_recorded", ex["checkin_recorded"]),
+        ]
+    for i, kind in enumerate(
+        ("alarm_raised", "alarm_latched", "alarm_acknowledged", "alarm_cleared")
+    ):
+        out.append((3000 + 10 * i, kind, ex[kind]))
+    out += [
+        (3420, "infusion_completed", ex["infusion_completed"]),
+        (3421, "phase_changed", {"from": "infusion", "to": "integration", "by": "dr-lee"}),
+        (9000, "session_ended", ex["session_ended"]),
+        (9001, "report_ready", ex["report_ready"]),
+        (9002, "discharged", ex["discharged"]),
+    ]
+    return sorted(out, key=lambda x: x[0])
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One generated session: where, when, whose."""
+
+    room: str
+    session_id: str
+    start: datetime
+    patient: str
+    number: int
+
+    def events(self) -> list[tuple[float, str, dict[str, Any]]]:
+        """Its events: (seconds from its start, type, data)."""
+        return _session(self.session_id, self.number, self.patient)
+
+
+def _slots(room: str, days: int) -> Iterator[Slot]:
+    """One room's sessions over ``days`` (weekdays only). Patients take six sessions each in
+    one slot of the day, so each ``course`` covers six sessions over about two weeks."""
+    n = 0
+    for day in range(days):
+        start = YEAR_START + timedelta(days=day)
+        if start.weekday() >= 5:
+            continue
+        for slot in range(SESSIONS_PER_DAY):
+            yield Slot(
+                room,
+                f"{room}-d{day:03d}-s{slot}",
+                start + timedelta(hours=3 * slot),
+                f"P-{room}-{slot}-{n // (SESSIONS_PER_PATIENT * SESSIONS_PER_DAY)}",
+                (n // SESSIONS_PER_DAY) % SESSIONS_PER_PATIENT + 1,
+            )
+            n += 1
+
+
+def room_year(room: str, days: int) -> Iterator[list[Event]]:
+    """One room's events over ``days``, a session at a time; seq from 1."""
+    seq = 0
+    for slot in _slots(room, days):
+        batch = []
+        for offset, kind, data in slot.events():
+            seq += 1
+            ts = slot.start + timedelta(seconds=offset)
+            batch.append(Event(seq=seq, ts=ts, session_id=slot.session_id, type=kind, data=data))
+        yield batch
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "roomd-bench"
+
+
+def year_fixture(rooms: int, days: int, log: Callable[[str], None]) -> tuple[Path, list[str]]:
+    """The generated archive of ``rooms`` × ``days``, built once and kept in the user's cache
+    (``~/.cache/roomd-bench``; rebuilt when the generator changes); (path, patients)."""
+    path = _cache_dir() / f"archive-v{FIXTURE_VERSION}-{rooms}x{days}.sqlite"
+    patients = sorted({s.patient for r in range(rooms) for s in _slots(f"room-{r:02d}", days)})
+    if not path.exists():
+        log(f"bench: building the archive fixture {path} (once) …")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".building")
+        tmp.unlink(missing_ok=True)
+        build_year(tmp, rooms, days)
+        tmp.rename(path)
+    return path, patients
+
+
+def build_year(path: Path, rooms: int, days: int) -> int:
+    """Write the generated year straight into a new archive database (the archive's own
+    schema, ``Store``'s); the events written. A fixture, built fast: the archive's ingest
+    is measured separately, through its API."""
+    Store(path).close()  # the schema
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=OFF")
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-262144")
+    db.execute("BEGIN")
+    total = 0
+    for r in range(rooms):
+        room = f"room-{r:02d}"
+        seq = 0
+        for slot in _slots(room, days):
+            rows = []
+            for offset, kind, data in slot.events():
+                seq += 1
+                ts = iso_utc(slot.start + timedelta(seconds=offset))
+                rows.append((room, seq, ts, slot.session_id, kind, json.dumps(data)))
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.execute(
+                "INSERT INTO sessions (session_id, room_id, patient_ref, started_at, ended_at, "
+                "notes_state) VALUES (?, ?, ?, ?, ?, 'fetched')",
+                (slot.session_id, room, slot.patient, rows[1][2], rows[-1][2]),
+            )
+            total += len(rows)
+        db.execute("INSERT INTO rooms (room_id, complete_through) VALUES (?, ?)", (room, seq))
+    db.execute("COMMIT")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.close()
+    return total
+
+
+def _catch_up(store: Store, n: int) -> float:
+    """Events/s through ``Store.add_events`` in pages of ``PAGE`` (a room's backlog fetched
+    after an outage), into the loaded archive, for a new room."""
+    events = [e for s in room_year("room-catchup", 40) for e in s][:n]
+    t0 = time.perf_counter()
+    for i in range(0, len(events), PAGE):
+        store.add_events("room-catchup", events[i : i + PAGE])
+    rate = len(events) / (time.perf_counter() - t0)
+    for sid in {e.session_id for e in events if e.session_id}:
+        store.mark_notes(sid, "fetched")  # the bench's rooms have no notes to give
+    return rate
+
+
+def _live_ingest(store: Store, n: int) -> float:
+    """Events/s through ``Ingest.on_event`` (one at a time, as they arrive), a new room."""
+    ingest = Ingest(store, lambda *a: None, resync_s=3600)
+    sessions = set()
+    now = datetime.now(UTC)
+    objs = []
+    for session in room_year("room-live", 60):
+        objs += [json.loads(e.model_dump_json()) for e in session]
+        if len(objs) >= n:
+            break
+    objs = objs[:n]
+    t0 = time.perf_counter()
+    for obj in objs:
+        ingest.on_event("room-live", obj, now)
+        sessions.add(obj["session_id"])
+    rate = n / (time.perf_counter() - t0)
+    for sid in sessions - {None}:
+        store.mark_notes(sid, "fetched")
+    return rate
+
+
+def _raw_insert(path: Path, n: int) -> float:
+    """The reference: rows/s of a bare INSERT, one FULL-synced transaction per row."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute(
+        "CREATE TABLE t (room TEXT, seq INTEGER, data TEXT, PRIMARY KEY (room, seq)) WITHOUT ROWID"
+    )
+    t0 = time.perf_counter()
+    for i in range(n):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t VALUES (?, ?, ?)", ("r", i, '{"sys": 120, "dia": 80}'))
+        db.execute("COMMIT")
+    rate = n / (time.perf_counter() - t0)
+    db.close()
+    return rate
+
+
+ECHO_REQ, ECHO_REP = "bench/echo/req", "bench/echo/rep"
+
+
+def _is(topic: str, payload: bytes) -> Matcher:
+    """A matcher for exactly this message."""
+    return lambda t, p: t == topic and p == payload
+
+
+def _course_over_mqtt(workdir: Path, db: Path, patients: list[str], queries: int) -> dict[str, Any]:
+    """A clinicd on ``db`` answering ``course`` over MQTT; latencies, its RSS, references."""
+    broker = Broker(workdir / "broker")
+    broker.start()
+    conf = workdir / "clinicd.toml"
+    conf.write_text(
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+        f'[archive]\ndb = "{db}"\nresync_s = 3600\n'
+    )
+    archive = spawn(
+        [sys.executable, "-m", "mqtt_bridge.clinicd", "--config", str(conf),
+         "--data-dir", str(workdir)],
+        workdir / "clinicd.log",
+    )  # fmt: skip
+    echo = spawn(
+        python_argv(echo_script(broker.port, ECHO_REQ, ECHO_REP)),
+        workdir / "echo.log",
+    )
+    bare = spawn(python_argv(bare_paho_script(broker.port, 600)), workdir / "bare.log")
+    client = Client(
+        broker.port,
+        "archive-q",
+        ["clinic/archive/replies", "clinic/archive/status", ECHO_REP],
+    )
+    # Nagle off on the bench's side too, as roomd and clinicd do on theirs.
+    sock = client.client.socket()
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    lat: list[float] = []
+    echo_lat: list[float] = []
+    try:
+        client.expect(_is("clinic/archive/status", b"online")).wait(60.0, "clinicd online")
+        rng = random.Random(7)
+        for i in range(queries + 5):
+            rid = uuid.uuid4().hex[:12]
+            w = client.expect(reply_match("clinic/archive", rid))
+            body = {"request_id": rid, "by": "bench", "patient_ref": rng.choice(patients)}
+            t0 = time.perf_counter()
+            client.publish("clinic/archive/cmd/course", json.dumps(body).encode())
+            t1, reply = w.wait(30.0, "the course reply")
+            if not reply.get("ok"):
+                raise BenchError(f"course failed: {reply.get('error')}")
+            e = client.expect(_is(ECHO_REP, rid.encode()))
+            t2 = time.perf_counter()
+            client.publish(ECHO_REQ, rid.encode())
+            t3, _ = e.wait(10.0, "the echo")
+            if i >= 5:
+                lat.append(t1 - t0)
+                echo_lat.append(t3 - t2)
+        rss = proc_sample(archive.pid).rss_kb
+        bare_rss = proc_sample(bare.pid).rss_kb
+    finally:
+        client.close()
+        for p in (archive, echo, bare):
+            reap(p)
+        broker.stop()
+    return {
+        "mqtt": summary_ms(lat),
+        "echo": summary_ms(echo_lat),
+        "clinicd_rss_mb": round(rss / 1024, 1),
+        "bare_paho_rss_mb": round(bare_rss / 1024, 1),
+    }
+
+
+def bench_archive(
+    workdir: Path,
+    rooms: int,
+    days: int,
+    queries: int,
+    ingest_n: int,
+    log: Callable[[str], None] = lambda _m: None,
+) -> dict[str, Any]:
+    """The archive's figures at ``rooms`` rooms × ``days`` days of generated events."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    fixture, patients = year_fixture(rooms, days, log)
+    db = workdir / "archive.sqlite"
+    shutil.copyfile(fixture, db)  # the runs below write to it
+    total = (
+        sqlite3.connect(f"file:{fixture}?mode=ro", uri=True)
+        .execute("SELECT count(*) FROM events")
+        .fetchone()[0]
+    )
+    store = Store(db)
+    try:
+        catch_up = _catch_up(store, ingest_n)
+        live = _live_ingest(store, max(50, ingest_n // 20))
+        archive = Archive(store, CourseSection())
+        rng = random.Random(7)
+        direct: list[float] = []
+        for _ in range(queries):
+            t0 = time.perf_counter()
+            archive.course(rng.choice(patients))
+            direct.append(time.perf_counter() - t0)
+    finally:
+        store.close()
+    raw = _raw_insert(workdir / "raw.sqlite", max(50, ingest_n // 20))
+    over = _course_over_mqtt(workdir / "clinicd", db, patients, queries)
+    return {
+        "rooms": rooms,
+        "days": days,
+        "events": total,
+        "patients": len(patients),
+        "db_mb": round(db.stat().st_size / 2**20, 1),
+        "catch_up_events_per_s": round(catch_up),
+        "live_events_per_s": round(live),
+        "course_ms": over["mqtt"],
+        "course_direct_ms": summary_ms(direct),
+        "clinicd_rss_mb": over["clinicd_rss_mb"],
+        "reference": {
+            "raw_insert_per_txn_per_s": round(raw),
+            "echo_ms": over["echo"],
+            "bare_paho_rss_mb": over["bare_paho_rss_mb"],
+        },
+        "note": f"{SESSIONS_PER_DAY} sessions a weekday per room, ~150 events each; catch-up = "
+        f"Store.add_events in pages of {PAGE} (a room's backlog after an outage); live = "
+        "Ingest.on_event one event at a time (the live path: one FULL-synced transaction "
+        "each); course over MQTT = request published → reply received, a real clinicd",
+    }
