@@ -29,8 +29,13 @@ def test_launched_threads_are_named_and_split(tmp_path: Path) -> None:
     proc = subprocess.Popen(launcher("threadsdemo"), env=env, stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-        before = thread_times(proc.pid)
-        assert {"roomd-main", "sim-busy", "roomd-idle"} <= set(before.by_name)
+        # A thread is named when it first runs Python code: it may not have run yet.
+        deadline = time.monotonic() + 10
+        while not {"roomd-main", "sim-busy", "roomd-idle"} <= set(
+            (before := thread_times(proc.pid)).by_name
+        ):
+            assert time.monotonic() < deadline, before.by_name
+            time.sleep(0.05)
         t0 = time.monotonic()
         deadline = t0 + 10
         while thread_times(proc.pid).sims() - before.sims() < 0.2:  # CPU ticks are coarse

@@ -143,7 +143,7 @@ def test_the_queue_is_bounded_and_what_it_drops_is_counted(
     log = h.room.log
     # More events than the queue holds: each is still folded (acts on the room).
     for i in range(200 - log.waiting + 25):
-        log.emit("test_filler", {"i": i})
+        log.emit("checkin_recorded", {"by": "rn-kim", "note": f"filler {i}"})
     assert log.waiting == 200
     assert log.dropped == 25
     free(disk)
