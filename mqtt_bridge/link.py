@@ -52,9 +52,6 @@ from controller.models import (
 from controller.ports import Emit
 from mqtt_bridge.topics import Topics
 
-MAX_INFLIGHT = 1000
-"""QoS 1 messages the room has in flight to the broker at once (replies and events)."""
-
 log = logging.getLogger("roomd.link")
 
 EARLY_ACK_S = 5.0
@@ -154,9 +151,6 @@ class MqttLink:
             client.tls_set(ca_certs=section.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.max_queued_messages_set(0)
-        # paho's default of 20 QoS 1 messages in flight queued an emergency's reply behind a
-        # flood's thousands of refusals, each waiting its turn for a PUBACK round trip.
-        client.max_inflight_messages_set(MAX_INFLIGHT)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
