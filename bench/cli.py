@@ -423,7 +423,8 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 "flood",
                 f"emergency behind {r['flood']} bad commands: p50/max {b['p50_ms']:.0f}/"
                 f"{b['max_ms']:.0f} ms (n={r['cycles']}); "
-                f"{r['command_rejected_events']} command_rejected",
+                f"{r['command_rejected_events']} command_rejected, "
+                f"{r['flood_replies']} refusal replies",
                 f"emergency alone p50/max {a['p50_ms']:.1f}/{a['max_ms']:.1f} ms",
             ]
         )

@@ -3,8 +3,9 @@
 One room, one broker. Each cycle first times an ``emergency`` alone (the same-run reference),
 then publishes ``FLOOD`` bad commands (unreadable, invalid, unknown verbs, as fast as paho
 sends them) and an ``emergency`` right behind them, and times that emergency's reply from its
-publish. The room answers every bad command, so the figure is how fast it rejects them; the
-journal's ``command_rejected`` events (coalesced) are counted too.
+publish. The room answers refusals up to a budget per sender and second and counts the rest;
+the journal's ``command_rejected`` events (coalesced) and the replies the flood got are counted
+too.
 """
 
 from __future__ import annotations
@@ -47,11 +48,17 @@ def bench_flood(workdir: Path, cycles: int, flood: int = FLOOD) -> dict[str, Any
     sub = Client(broker.port, "flood-sub", [f"{root}/replies", f"{root}/events", f"{root}/status"])
     sub_hook = event_match(root, "command_rejected")
 
+    refusals = [0]  # replies the flood got (its commands' request ids are "" or "f")
+
     def count(t: float, wall: float, topic: str, payload: bytes) -> None:
         if (e := sub_hook(topic, payload)) is not None:
             rejected.append(e)
+        elif topic == f"{root}/replies" and json.loads(payload)["request_id"] in ("", "f"):
+            refusals[0] += 1
 
-    counter = Client(broker.port, "flood-count", [f"{root}/events"], on_message=count)
+    counter = Client(
+        broker.port, "flood-count", [f"{root}/events", f"{root}/replies"], on_message=count
+    )
     pub = Client(broker.port, "flood-pub")
     flooder = Client(broker.port, "flood-bad")
     try:
@@ -77,6 +84,7 @@ def bench_flood(workdir: Path, cycles: int, flood: int = FLOOD) -> dict[str, Any
             "behind_flood_ms": summary_ms(behind),
             "reference": {"emergency_alone_ms": summary_ms(alone)},
             "command_rejected_events": len(rejected),
+            "flood_replies": refusals[0],
             "path": "bench publishes N bad commands (QoS 0) then cmd/emergency → its reply",
         }
     finally:

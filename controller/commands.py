@@ -10,6 +10,9 @@ to the response topic it asked for, cut to fit the broker's limit.
 Refusals are journaled as ``command_rejected``, coalesced: the first of an interval at once,
 the others of the same code counted into one event when the interval is over (a flood of bad
 commands must neither hold an emergency behind thousands of journal writes nor fill the disk).
+Refusals are answered up to a budget per sender and interval; past it they are only counted
+(``unanswered``): every reply goes to every tablet and shares the room's one connection, so
+thousands of refusals would hold an emergency's reply behind them on the wire.
 A command refused before it was understood (unreadable, unknown verb, invalid, stale) keeps no
 reply: nothing ran, so a repeat may be answered again.
 """
@@ -47,6 +50,9 @@ Handler = Callable[[Any], dict[str, Any]]
 COALESCE_S = 1.0
 """Refusals within this many seconds of the interval's first are journaled as one event per
 error code (the first of the interval is journaled at once)."""
+ANSWERED_REFUSALS = 20
+"""Refusals answered per sender (broker user; one budget for the unattributed ``cmd/<verb>``
+path) in a coalescing interval. A clinician's mistakes never come near it; a flood does."""
 FUTURE_SKEW_S = 120.0
 """How far ahead of the room's clock a ``sent_at`` may be (a tablet's clock slightly ahead);
 past it the command is refused: a future date would escape the age check."""
@@ -60,6 +66,7 @@ class Held:
     verb: str
     request_id: str
     user: str | None
+    unanswered: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,7 @@ class CommandDesk:
         self.max_age_s = max_age_s  # None: sent_at not checked
         self._window_at: float | None = None  # when the current refusal interval began
         self._held: dict[str, Held] = {}  # code -> refusals counted in this interval
+        self._answered: dict[str | None, int] = {}  # sender -> refusals answered this interval
 
     def on_command(self, msg: ev.CommandReceived) -> None:
         """Run one command and send its reply."""
@@ -126,7 +134,7 @@ class CommandDesk:
                     "under replies/: send the command with one"
                 )
             result = entry.run(command)
-            reply = Reply(
+            reply: Reply | None = Reply(
                 request_id=request_id,
                 verb=verb,
                 ok=True,
@@ -139,6 +147,8 @@ class CommandDesk:
         except Exception:  # a bug must not stop the room; say so and keep the room running
             log.exception("command %s failed", clip(verb, 64))
             reply = self._reject(msg, request_id, "internal", "internal error; see the room's log")
+        if reply is None:  # a refusal past the sender's budget: counted, not answered
+            return
         try:
             self._send(msg, reply, record=bool(request_id) and understood)
         except Exception:  # the command is decided and journaled; a failed reply must not jam
@@ -154,9 +164,11 @@ class CommandDesk:
         if self._window_at is None or self._clock.monotonic() - self._window_at < COALESCE_S:
             return
         held, self._held, self._window_at = self._held, {}, None
+        self._answered = {}
         for code, h in held.items():
             self._log.emit(
-                "command_rejected", _rejected(h.verb, code, h.request_id, h.user, h.count)
+                "command_rejected",
+                _rejected(h.verb, code, h.request_id, h.user, h.count, h.unanswered),
             )
 
     def _check_fresh(self, command: Command) -> None:
@@ -186,18 +198,25 @@ class CommandDesk:
         code: str,
         message: str,
         details: Any = None,
-    ) -> Reply:
+    ) -> Reply | None:
+        """Journal (coalesced) one refusal; its reply, or None past the sender's budget."""
         verb = msg.verb[:64]
-        now = self._clock.monotonic()
+        answered = self._answered.get(msg.user, 0)
+        answer = answered < ANSWERED_REFUSALS
+        if answer:
+            self._answered[msg.user] = answered + 1
         if self._window_at is None:
-            self._window_at = now
+            self._window_at = self._clock.monotonic()
             self._log.emit("command_rejected", _rejected(verb, code, request_id, msg.user, 1))
         elif code in self._held:
             held = self._held[code]
             held.count += 1
             held.verb, held.request_id, held.user = verb, request_id, msg.user
+            held.unanswered += not answer
         else:
-            self._held[code] = Held(1, verb, request_id, msg.user)
+            self._held[code] = Held(1, verb, request_id, msg.user, int(not answer))
+        if not answer:
+            return None
         return Reply(
             request_id=request_id,
             verb=verb,
@@ -225,16 +244,19 @@ def attribute(command: Command, user: str | None) -> tuple[Command, str | None]:
 
 
 def _rejected(
-    verb: str, code: str, request_id: str, user: str | None, count: int
+    verb: str, code: str, request_id: str, user: str | None, count: int, unanswered: int = 0
 ) -> dict[str, Any]:
     """A ``command_rejected`` event's data: ``count`` when it stands for several refusals,
-    ``by`` when the broker proved who sent the (last) one."""
+    ``unanswered`` how many of them got no reply (past the budget), ``by`` when the broker
+    proved who sent the (last) one."""
     data: dict[str, Any] = {"verb": verb, "code": code, "request_id": request_id}
     if user is not None:
         data["by"] = user
         data["by_verified"] = True
     if count > 1:
         data["count"] = count
+    if unanswered:
+        data["unanswered"] = unanswered
     return data
 
 

@@ -98,11 +98,13 @@ def test_the_flood_bench_has_a_target_and_a_row() -> None:
         "behind_flood_ms": ms,
         "reference": {"emergency_alone_ms": ms},
         "command_rejected_events": 6,
+        "flood_replies": 40,
     }
     assert "flood" in selected(["flood"])
     targets = check_targets({"flood": flood})
     assert [(t["bench"], t["verdict"]) for t in targets] == [("flood", "FAIL")]
-    assert "emergency behind 3000 bad commands" in render({"flood": flood}, targets, {})
+    row = render({"flood": flood}, targets, {})
+    assert "emergency behind 3000 bad commands" in row and "40 refusal replies" in row
 
 
 def test_the_scale_benchmarks_have_rows_and_targets() -> None:

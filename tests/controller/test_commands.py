@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from controller.commands import COALESCE_S, FUTURE_SKEW_S, CommandDesk, Verb
+from controller.commands import ANSWERED_REFUSALS, COALESCE_S, FUTURE_SKEW_S, CommandDesk, Verb
 from controller.errors import InvalidState
 from controller.events import CommandReceived
 from controller.fit import REPLY_BUDGET
@@ -339,21 +339,44 @@ def test_a_refusal_before_understanding_keeps_no_reply(d: Desk) -> None:
 
 def test_a_flood_of_refusals_is_journaled_coalesced(d: Desk) -> None:
     for i in range(3000):
-        d.send("fly" if i % 2 else "confirm", body(f"f{i}", item="x"))
+        d.desk.on_command(
+            CommandReceived(
+                "fly" if i % 2 else "confirm", json.dumps(body(f"f{i}", item="x")).encode()
+            )
+        )
     assert len(d.rejected()) == 1, "the first at once, the rest held for the interval"
     d.b.clock.advance(COALESCE_S)
     d.desk.flush()
     first, *rest = d.rejected()
     assert first == {"verb": "confirm", "code": "invalid_payload", "request_id": "f0"}
-    assert sorted((e["code"], e["count"]) for e in rest) == [
-        ("invalid_payload", 1499),
-        ("unknown_verb", 1500),
+    unanswered = 3000 - ANSWERED_REFUSALS
+    assert sorted((e["code"], e["count"], e["unanswered"]) for e in rest) == [
+        ("invalid_payload", 1499, unanswered // 2),
+        ("unknown_verb", 1500, unanswered // 2),
     ]
     assert {e["request_id"] for e in rest} == {"f2998", "f2999"}, "the last of each code"
     d.desk.flush()
     assert len(d.rejected()) == 3, "nothing twice"
     d.send("fly", body("g1"))
     assert d.rejected()[-1] == {"verb": "fly", "code": "unknown_verb", "request_id": "g1"}
+
+
+def test_a_flood_gets_a_budget_of_replies_per_sender_and_interval(d: Desk) -> None:
+    def flood(n: int, user: str | None = None) -> int:
+        before = len(d.b.link.replies)
+        for i in range(n):
+            d.desk.on_command(CommandReceived("fly", json.dumps(body(f"x{i}")).encode(), user=user))
+        return len(d.b.link.replies) - before
+
+    assert flood(500) == ANSWERED_REFUSALS, "the flood's refusals past the budget get no reply"
+    assert flood(5, user="dr-kim") == 5, "another sender keeps its own budget"
+    assert error(d.send("call_ack", body("ack1"), user="dr-lee"))[0] == "invalid_state", (
+        "a clinician's refusal is answered during another sender's flood"
+    )
+    assert d.send("advance", body("ok1")).ok, "an accepted command is always answered"
+    assert flood(1) == 0, "the flooding sender's budget is spent for this interval"
+    d.b.clock.advance(COALESCE_S)
+    assert flood(1) == 1, "a new interval, a new budget"
 
 
 def test_a_command_on_the_attributed_path_runs_as_its_broker_user(d: Desk) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from controller.commands import ANSWERED_REFUSALS
 from tests.faults.conftest import (
     CLINICIAN,
     OBSERVER,
@@ -246,4 +247,12 @@ def test_an_emergency_is_not_held_behind_a_flood(
     reply_to(doc, rid, timeout=30)
     rejected = events_of(doc, "command_rejected")
     assert len(rejected) < 50, f"{len(rejected)} command_rejected events for a {FLOOD} flood"
+    refusals = [
+        m for m in doc.on(f"{ROOT}/replies") if json.loads(m.payload)["request_id"] in ("", "f")
+    ]
+    seconds = time.monotonic() - sent + 2
+    assert len(refusals) <= ANSWERED_REFUSALS * seconds, "a flood is not answered in full"
+    counted = sum(e["data"].get("count", 1) for e in rejected)
+    unanswered = sum(e["data"].get("unanswered", 0) for e in rejected)
+    assert counted >= FLOOD and unanswered == counted - len(refusals), (counted, unanswered)
     assert_still_connected(doc, room)
