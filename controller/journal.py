@@ -55,9 +55,6 @@ CREATE TABLE IF NOT EXISTS vitals (
     payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS vitals_session ON vitals(session_id, id);
-CREATE TABLE IF NOT EXISTS archived (
-    session_id TEXT PRIMARY KEY
-);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -354,7 +351,7 @@ class Journal:
         return [(r[0], r[1], r[2]) for r in rows]
 
     def prune(self, now: datetime) -> int:
-        """Drop the vitals of ended sessions older than the retention or confirmed archived.
+        """Drop the vitals of ended sessions older than the retention.
 
         Events are the record and are never pruned; an unfinished session's vitals neither.
         Returns how many rows went.
@@ -363,16 +360,11 @@ class Journal:
         sql = (
             "DELETE FROM vitals WHERE session_id IN (SELECT session_id FROM events "
             "WHERE type = 'session_ended' AND ts < ? AND session_id IS NOT NULL) "
-            "OR session_id IN (SELECT session_id FROM archived) "
             "OR (session_id IS NULL AND ts < ?)"
         )
         before = self.db.total_changes
         self._write([(sql, (cutoff, cutoff))])
         return self.db.total_changes - before
-
-    def mark_archived(self, session_id: str) -> None:
-        """The clinic archive confirmed it holds a session: its vitals may be pruned."""
-        self._keep("INSERT OR IGNORE INTO archived(session_id) VALUES (?)", (session_id,))
 
     def get_meta(self, key: str) -> str | None:
         """A stored setting of the room's own (for example the time-scale anchor)."""

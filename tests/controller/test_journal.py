@@ -506,11 +506,8 @@ def test_vitals_index_and_retention(path: Path) -> None:
             j.record_vitals(t + timedelta(seconds=i), sid, "sample", sample_json(i))
         if sid != running:
             j.append(t + timedelta(hours=2), sid, "session_ended", {})
-    j.append(T0, "s-archived", "session_ended", {})
-    j.record_vitals(T0, "s-archived", "sample", sample_json(0))
-    j.mark_archived("s-archived")
-    assert j.prune(T0 + timedelta(days=45)) == 5 + 1  # default retention: 30 days
-    assert j.vitals(old) == [] and j.vitals("s-archived") == []
+    assert j.prune(T0 + timedelta(days=45)) == 5  # default retention: 30 days
+    assert j.vitals(old) == []
     assert len(j.vitals(recent)) == 5
     assert len(j.vitals(running)) == 5  # an unfinished session's are never pruned
     assert len(j.session_events(old)) == 2  # events are the record: never pruned
