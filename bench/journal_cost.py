@@ -10,22 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from controller.event_data import ALARM
 from controller.journal import Journal
 
-SAMPLE_DATA: dict[str, Any] = {
-    "alarm": {
-        "id": "spo2_critical-1767605200000",
-        "code": "spo2_critical",
-        "kind": "physiological",
-        "priority": "high",
-        "state": "active",
-        "raised_at": "2026-01-05T09:26:40.000Z",
-        "value": 86,
-        "limit": 88,
-        "message": "SpO2 86 below 88",
-        "silenced_until": None,
-    }
-}
+SAMPLE_DATA: dict[str, Any] = {"alarm": ALARM}
 """A typical event's data (an alarm_raised: among the larger ones)."""
 
 
