@@ -21,6 +21,7 @@ from controller.health import Health
 from controller.journal import Journal
 from controller.models import Event, NibpReading, RecordVitals, VitalsSample, iso_utc, parse_utc
 from controller.ports import Clock, Nibp
+from controller.prompts import Prompt, give_prompt
 from controller.state import SessionState
 from controller.timers import Timers
 
@@ -28,6 +29,12 @@ NIBP_OVERDUE_S = 5 * 60
 """A due blood pressure not taken within this long is a technical alarm."""
 NIBP_PHASES = ("infusion", "debrief", "discharge")
 """The phases in which blood pressure is measured on schedule."""
+MANUAL_VITALS = Prompt(
+    "vitals_due",
+    "manual_vitals_overdue",
+    "Hand-entered SpO2 and heart rate overdue: measure and record them",
+)
+"""Manual monitoring: SpO2 and heart rate by hand every few minutes of the infusion."""
 
 T = TypeVar("T", VitalsSample, NibpReading)
 
@@ -231,19 +238,15 @@ class Monitoring:
         )
 
     def _manual_vitals_due(self) -> None:
-        # Manual monitoring: SpO2 and heart rate by hand every few minutes of the infusion;
-        # a prompt still unanswered when the next is due is a technical alarm.
-        minutes = self._session.protocol.manual_interval_minutes
-        next_due = self._clock.now() + timedelta(minutes=minutes)
-        missed = not self.manual_done
-        self._log.emit("vitals_due", {"escalated": missed, "next_due_at": iso_utc(next_due)})
-        if missed:
-            self._alarms.raise_now(
-                "manual_vitals_overdue",
-                kind="technical",
-                priority="medium",
-                message="Hand-entered SpO2 and heart rate overdue: measure and record them",
-            )
+        # Manual monitoring: SpO2 and heart rate by hand every few minutes of the infusion.
+        give_prompt(
+            MANUAL_VITALS,
+            answered=self.manual_done,
+            every_minutes=self._session.protocol.manual_interval_minutes,
+            clock=self._clock,
+            log=self._log,
+            alarms=self._alarms,
+        )
 
     def _request(self, by: str) -> None:
         assert self._nibp is not None

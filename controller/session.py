@@ -20,14 +20,18 @@ from controller.eventlog import EventLog
 from controller.gates import Gates
 from controller.health import Health
 from controller.journal import Journal
-from controller.models import Event, Phase, SessionPlan, iso_utc, parse_utc
+from controller.models import Event, Phase, SessionPlan, parse_utc
 from controller.monitoring import Monitoring
 from controller.outputs import Lights, Music
 from controller.phases import GATE_ON_ENTRY, NEXT
 from controller.plans import Plans
 from controller.ports import Clock, SessionRecords
+from controller.prompts import Prompt, give_prompt
 from controller.state import SessionState
 from controller.timers import Timers
+
+CHECKIN = Prompt("checkin_due", "checkin_missed", "No-music check-in missed: check on the patient")
+"""No-music mode: a clinician checks on the patient every few minutes of the infusion."""
 
 
 class SessionMachine:
@@ -273,17 +277,14 @@ class SessionMachine:
         self.maybe_debrief_ready()
 
     def _checkin_due(self) -> None:
-        minutes = self.state.protocol.checkin_interval_minutes
-        next_due = self._clock.now() + timedelta(minutes=minutes)
-        escalated = not self.state.checkin_done  # the last prompt went unanswered
-        self._log.emit("checkin_due", {"escalated": escalated, "next_due_at": iso_utc(next_due)})
-        if escalated:
-            self._alarms.raise_now(
-                "checkin_missed",
-                kind="technical",
-                priority="medium",
-                message="No-music check-in missed: check on the patient",
-            )
+        give_prompt(
+            CHECKIN,
+            answered=self.state.checkin_done,
+            every_minutes=self.state.protocol.checkin_interval_minutes,
+            clock=self._clock,
+            log=self._log,
+            alarms=self._alarms,
+        )
 
     def maybe_debrief_ready(self) -> None:
         """Say the debrief may begin: the infusion is complete and no playlist still plays

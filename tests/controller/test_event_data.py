@@ -335,6 +335,8 @@ EMIT = {"_emit", "emit"}
 DYNAMIC: dict[tuple[str, str], set[str]] = {
     # the transport actions name their event in Music._actions' table
     ("outputs.py", "_transport"): {"music_paused", "music_resumed", "music_skipped"},
+    # a prompt names its event in its Prompt (session.CHECKIN, monitoring.MANUAL_VITALS)
+    ("prompts.py", "give_prompt"): {"checkin_due", "vitals_due"},
 }
 """Emit sites whose type the scan cannot read, with the types they produce."""
 
