@@ -10,9 +10,10 @@ to the response topic it asked for, cut to fit the broker's limit.
 Refusals are journaled as ``command_rejected``, coalesced: the first of an interval at once,
 the others of the same code counted into one event when the interval is over (a flood of bad
 commands must neither hold an emergency behind thousands of journal writes nor fill the disk).
-Refusals are answered up to a budget per sender and interval; past it they are only counted
-(``unanswered``): every reply goes to every tablet and shares the room's one connection, so
-thousands of refusals would hold an emergency's reply behind them on the wire.
+A command the room could not understand is answered up to a budget per sender and interval;
+past it such refusals are only counted (``unanswered``): every reply goes to every tablet and
+shares the room's one connection, so thousands of them would hold an emergency's reply behind
+them on the wire. A command understood (accepted or refused) is always answered.
 A command refused before it was understood (unreadable, unknown verb, invalid, stale) keeps no
 reply: nothing ran, so a repeat may be answered again.
 """
@@ -100,6 +101,7 @@ class CommandDesk:
         self._link = link
         self._phase = phase
         self.max_age_s = max_age_s  # None: sent_at not checked
+        self.answered_refusals = ANSWERED_REFUSALS  # per sender and interval, not understood
         self._window_at: float | None = None  # when the current refusal interval began
         self._held: dict[str, Held] = {}  # code -> refusals counted in this interval
         self._answered: dict[str | None, int] = {}  # sender -> refusals answered this interval
@@ -143,10 +145,12 @@ class CommandDesk:
                 by_declared=declared,
             )
         except CommandError as exc:
-            reply = self._reject(msg, request_id, exc.code, exc.message, exc.details)
+            reply = self._reject(msg, request_id, exc.code, exc.message, exc.details, understood)
         except Exception:  # a bug must not stop the room; say so and keep the room running
             log.exception("command %s failed", clip(verb, 64))
-            reply = self._reject(msg, request_id, "internal", "internal error; see the room's log")
+            reply = self._reject(
+                msg, request_id, "internal", "internal error; see the room's log", None, True
+            )
         if reply is None:  # a refusal past the sender's budget: counted, not answered
             return
         try:
@@ -197,13 +201,15 @@ class CommandDesk:
         request_id: str,
         code: str,
         message: str,
-        details: Any = None,
+        details: Any,
+        understood: bool,
     ) -> Reply | None:
-        """Journal (coalesced) one refusal; its reply, or None past the sender's budget."""
+        """Journal (coalesced) one refusal; its reply, or None when the command was not
+        understood and its sender's budget is spent."""
         verb = msg.verb[:64]
         answered = self._answered.get(msg.user, 0)
-        answer = answered < ANSWERED_REFUSALS
-        if answer:
+        answer = understood or answered < self.answered_refusals
+        if answer and not understood:
             self._answered[msg.user] = answered + 1
         if self._window_at is None:
             self._window_at = self._clock.monotonic()

@@ -609,9 +609,9 @@ class CommandRejected(EventData):
     """A command was refused or failed (every error reply but ``duplicate``); ``request_id``
     is empty when the command had none readable. Refusals are coalesced: the first of an
     interval at once, then one event per code for the rest of it, ``count`` refusals (the
-    last one's ``verb``, ``request_id`` and ``by``), ``unanswered`` of them past the sender's
-    reply budget (20 a second). ``by`` (with ``by_verified``) is the broker user that sent it
-    on ``cmd/<verb>/by/<user>``."""
+    last one's ``verb``, ``request_id`` and ``by``), ``unanswered`` of them not understood and
+    past the sender's reply budget (20 a second). ``by`` (with ``by_verified``) is the broker
+    user that sent it on ``cmd/<verb>/by/<user>``."""
 
     verb: Annotated[str, Field(max_length=64)]
     code: ErrorCode

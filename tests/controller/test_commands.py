@@ -370,13 +370,19 @@ def test_a_flood_gets_a_budget_of_replies_per_sender_and_interval(d: Desk) -> No
 
     assert flood(500) == ANSWERED_REFUSALS, "the flood's refusals past the budget get no reply"
     assert flood(5, user="dr-kim") == 5, "another sender keeps its own budget"
-    assert error(d.send("call_ack", body("ack1"), user="dr-lee"))[0] == "invalid_state", (
-        "a clinician's refusal is answered during another sender's flood"
+    assert error(d.send("call_ack", body("ack1")))[0] == "invalid_state", (
+        "a command understood and refused is always answered"
     )
+    d.phase = "idle"
+    assert error(d.send("advance", body("ph1")))[0] == "invalid_state", "so is the wrong phase"
+    d.phase = "check_in"
     assert d.send("advance", body("ok1")).ok, "an accepted command is always answered"
     assert flood(1) == 0, "the flooding sender's budget is spent for this interval"
     d.b.clock.advance(COALESCE_S)
     assert flood(1) == 1, "a new interval, a new budget"
+    d.desk.answered_refusals = 2
+    d.b.clock.advance(COALESCE_S)
+    assert flood(5) == 2, "the budget is the desk's setting"
 
 
 def test_a_command_on_the_attributed_path_runs_as_its_broker_user(d: Desk) -> None:
