@@ -245,7 +245,10 @@
       if (e.type === "session_configured") {
         const p = (e.data && e.data.plan) || {};
         const tracks = (e.data && e.data.tracks) || [];
-        return { ok: true, lines: ["ACCEPTED — the room configured session " + p.session_id + " (patient " + p.patient_ref + ", session " + p.session_number + ", " + (p.music_mode === "no_music" ? "no music" : tracks.length + " track" + (tracks.length === 1 ? "" : "s")) + "). Start it from the room's Start session button."] };
+        const guided = p.guidance === "breathing" || p.guidance === "body_scan"; // a track first
+        const n = tracks.length - (guided ? 1 : 0);
+        const music = p.music_mode === "no_music" ? "no music" : n + " music track" + (n === 1 ? "" : "s");
+        return { ok: true, lines: ["ACCEPTED — the room configured session " + p.session_id + " (patient " + p.patient_ref + ", session " + p.session_number + ", " + music + ", " + (GUIDANCE_WORDS[p.guidance] || "no guidance") + "). Start it from the room's Start session button."] };
       }
       if (e.type === "plan_rejected") {
         const reasons = (e.data && e.data.reasons) || [];

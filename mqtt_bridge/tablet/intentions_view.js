@@ -10,11 +10,12 @@
   const L = window.RoomLogic;
   const $ = (id) => document.getElementById(id);
   const PAGE = 200; // tracks asked for per `library` page (the room may send fewer)
-  const RESCAN_WAIT_MS = 3000; // the room rescans in the background: read again after this
+  const RESCAN_READS_MS = [3000, 10000]; // the room rescans in the background: read again then
   const RETRY_MS = 15000; // a library query that failed is tried again after this
   const PLAN_ANSWER_MS = 10000;
   const PLAN_INPUTS = ["i-session-id", "i-patient-ref", "i-session-number"].concat(I.PROTOCOL_FIELDS.map((f) => "i-" + f.key));
   const views = new Map(); // room id -> what this tablet holds for the room's intentions step
+  const drawn = new Map(); // element id -> the HTML last written into it
 
   const tablet = () => window.tablet;
 
@@ -33,9 +34,11 @@
 
   const esc = (s) => tablet().esc(s);
 
+  /** Redraw a list only when its content changes, so a button stays under the finger (the
+   * HTML written is kept: the browser's serialisation of it differs, `disabled=""`). */
   function setHtml(id, html) {
     const el = $(id);
-    if (el.innerHTML !== html) el.innerHTML = html;
+    if (drawn.get(id) !== html) { drawn.set(id, html); el.innerHTML = html; }
   }
 
   function setText(id, text) {
@@ -87,7 +90,7 @@
     }
     v.libNote = "The room is reading its music folder again; the list follows in a few seconds…";
     tablet().render();
-    setTimeout(() => readLibrary(roomId), RESCAN_WAIT_MS);
+    for (const ms of RESCAN_READS_MS) setTimeout(() => readLibrary(roomId), ms); // a slow scan too
   }
 
   async function preview(roomId, path, title) {
@@ -120,7 +123,7 @@
     remove: (id, v, b) => setTracks(v, I.remove(v.builder.tracks, Number(b.dataset.index))),
     clear: (id, v) => { v.builder = { tracks: [], from: null, fromTracks: null }; v.result = null; },
     send: (id) => sendChoice(id),
-    check: (id, v) => { v.problems = checkPlan(v); },
+    check: (id, v) => { v.problems = checkPlan(v); v.plan = null; }, // a new draft: the last answer is old
   };
 
   /** Start from the session's current choice once per session (a named list needs the library). */
@@ -165,8 +168,7 @@
   }
 
   function checkPlan(v) {
-    const built = I.buildPlan(planForm(v));
-    return built.problems.length ? built.problems : [];
+    return I.buildPlan(planForm(v)).problems;
   }
 
   /** Publish the plan retained on the room's `plan` topic (QoS 1), as roomctl does, once the

@@ -102,10 +102,10 @@ test("a choose reply: warnings are warnings of an accepted choice; a refusal nam
   assert.match(warned.lines[0], /accepted, with 1 warning/);
   assert.match(warned.lines[1], /^WARNING: the playlist lasts 45\.0 min/);
   assert.deepEqual(I.choiceReplyView({ ok: true, result: { playlist_duration_s: 3420, warnings: [] } }), { level: "ok", lines: ["Choice recorded — playlist 57:00"] });
-  const refused = I.choiceReplyView({ ok: false, error: { code: "invalid_payload", message: "field 'playlist.1': missing music file 'calm/03-tide.wav' (and 1 more)", details: { fields: { "playlist.1": "missing music file 'calm/03-tide.wav'", "playlist.2": "missing music file 'x.ogg'" } } } });
+  const refused = I.choiceReplyView({ ok: false, error: { code: "invalid_payload", message: "field 'playlist.1': calm/03-tide.wav: no such file in music_dir (and 1 more)", details: { fields: { "playlist.1": "calm/03-tide.wav: no such file in music_dir", "playlist.2": "x.ogg: no such file in music_dir" } } } });
   assert.equal(refused.level, "error");
-  assert.match(refused.lines[0], /^REFUSED — field 'playlist\.1': missing music file 'calm\/03-tide\.wav'/);
-  assert.deepEqual(refused.lines.slice(1), ["playlist.1: missing music file 'calm/03-tide.wav'", "playlist.2: missing music file 'x.ogg'"]);
+  assert.match(refused.lines[0], /^REFUSED — field 'playlist\.1': calm\/03-tide\.wav: no such file in music_dir/);
+  assert.deepEqual(refused.lines.slice(1), ["playlist.1: calm/03-tide.wav: no such file in music_dir", "playlist.2: x.ogg: no such file in music_dir"]);
   assert.equal(I.choiceReplyView(null).level, "none");
 });
 
@@ -142,12 +142,14 @@ test("the room's answer to a published plan is the first one after it, in words"
     { seq: 6, type: "phase_changed", data: {} },
   ];
   assert.equal(I.planOutcome(events, 5), null);
-  events.push({ seq: 7, type: "plan_rejected", data: { reasons: ["playlist: field 'playlist': missing music file 'calm/03-tide.wav'"] } });
+  events.push({ seq: 7, type: "plan_rejected", data: { reasons: ["playlist: field 'playlist': calm/03-tide.wav: no such file in music_dir"] } });
   events.push({ seq: 8, type: "session_configured", data: { plan: { session_id: "s9", patient_ref: "P-1", session_number: 1, music_mode: "music" }, tracks: ["a", "b"] } });
-  assert.deepEqual(I.planOutcome(events, 5), { ok: false, lines: ["REJECTED — the room keeps what it had:", "• playlist: field 'playlist': missing music file 'calm/03-tide.wav'"] });
+  assert.deepEqual(I.planOutcome(events, 5), { ok: false, lines: ["REJECTED — the room keeps what it had:", "• playlist: field 'playlist': calm/03-tide.wav: no such file in music_dir"] });
   const ok = I.planOutcome(events, 7);
   assert.equal(ok.ok, true);
-  assert.match(ok.lines[0], /^ACCEPTED — the room configured session s9 \(patient P-1, session 1, 2 tracks\)/);
+  assert.match(ok.lines[0], /^ACCEPTED — the room configured session s9 \(patient P-1, session 1, 2 music tracks, no guidance\)/);
+  events.push({ seq: 9, type: "session_configured", data: { plan: { session_id: "s10", patient_ref: "P-1", session_number: 2, music_mode: "music", guidance: "breathing" }, tracks: ["guidance/breathing.ogg", "a"] } });
+  assert.match(I.planOutcome(events, 8).lines[0], /\(patient P-1, session 2, 1 music track, guidance: breathing\)/);
 });
 
 test("the choice's phases are the room's (from logic.js's table), the plan's are idle and ended", () => {
