@@ -2,8 +2,8 @@
  * library, a playlist built and reordered with its running total, music and guidance, then
  * `choose` (check_in … pre_infusion) or a session plan published retained on `plan` (idle,
  * ended). The logic is intentions.js's; this file is the DOM. app.js calls
- * `IntentionsView.draw(room)` on each redraw of the room view, and lends `request` and
- * `render` on `window.tablet`. */
+ * `IntentionsView.draw(room)` on each redraw of the room view, and lends `request`,
+ * `render` and `esc` on `window.tablet`. */
 (function () {
   "use strict";
   const I = window.Intentions;

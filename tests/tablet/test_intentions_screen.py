@@ -6,8 +6,8 @@ its lengths, a plan the page refuses in words, a playlist built and reordered ag
 minutes, a plan the room rejects (a track deleted since the library was read) and one it
 accepts, the session started, a preview, a choice refused by the missing track's name, a
 choice accepted with the 50–60 warning, one within the range reflected from ``plan_amended``,
-and a rescan. Screenshots: ``plan-builder.png`` and ``intentions-screen.png`` in
-tests/tablet/artifacts/, copied to docs/screens/.
+and a rescan. Screenshots of the card: ``plan-builder.png``, ``intentions-warning.png`` and
+``intentions-screen.png`` in tests/tablet/artifacts/, copied to docs/screens/.
 """
 
 from __future__ import annotations
@@ -314,7 +314,7 @@ def test_a_short_playlist_is_accepted_with_the_warning_shown(page: Page) -> None
     now = page.wait_text("#i-current", f"chosen by {USER}", timeout=WAIT)
     assert "Music: playlist “calm” (45:00) · no guidance" in now
     assert "WARNING: the playlist lasts 45.0 min" in page.text("#i-current .i-warn-line")
-    page.shot("intentions-warning")
+    card_shot(page, "intentions-warning")
 
 
 def test_a_choice_within_the_range_is_reflected_from_plan_amended(page: Page, stack: Stack) -> None:
