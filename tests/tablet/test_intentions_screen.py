@@ -213,6 +213,8 @@ def test_a_playlist_is_built_and_reordered_against_50_to_60_minutes(page: Page) 
         "the tide moved to the top",
     )
     assert not page.css("#i-playlist button[data-i=up][data-index='0']").is_enabled()
+    arrow = page.css("#i-playlist button[data-i=down][data-index='0']").size
+    assert arrow["height"] >= 56 and arrow["width"] >= 56, arrow  # a finger's target
     assert not page.css("#i-playlist button[data-i=down][data-index='2']").is_enabled()
     moved(page, 0, "down")
     page.wait(lambda: builder(page)[:2] == ["calm/01-dawn.wav", "calm/03-tide.wav"], WAIT, "down")
@@ -351,3 +353,22 @@ def test_rescan_reads_the_music_folder_again(page: Page) -> None:
     page.wait(lambda: DOOMED not in paths(page, "#i-tracks"), WAIT, "the deleted track gone")
     assert len(paths(page, "#i-tracks")) == 4
     assert page.severe_console() == []
+
+
+def test_the_card_fits_a_portrait_tablet(page: Page) -> None:
+    """At 820×1180 nothing of the card is cut off or needs scrolling sideways."""
+    page.viewport((820, 1180))
+    try:
+        page.wait(lambda: page.js("return window.innerWidth") == 820, WAIT, "the portrait size")
+        card = page.js(
+            "return document.getElementById('intentions-card').getBoundingClientRect().toJSON()"
+        )
+        assert card["right"] <= 820, card
+        assert page.js("return document.documentElement.scrollWidth") <= 820
+        widest = page.js(
+            "return Math.max(...Array.from(document.querySelectorAll('#intentions-card *'),"
+            " (e) => e.getBoundingClientRect().right))"
+        )
+        assert widest <= card["right"] + 0.5, widest
+    finally:
+        page.viewport(None)
