@@ -47,7 +47,8 @@ class Intentions:
     # --- library --------------------------------------------------------------------
 
     def library(self, cmd: Any) -> dict[str, Any]:
-        """``library``: one page of the tracks (guidance marked) and the named playlists."""
+        """``library``: one page of the tracks (guidance marked), the named playlists, and the
+        playlist length the protocol expects (``playlist_minutes``, for the tablet's total)."""
         scanning = self._library.rescan() if cmd.rescan and self._library else False
         catalog = self._library.catalog() if self._library else {"tracks": [], "playlists": []}
         guidance = set(self._config.audio.guidance.values())
@@ -70,6 +71,7 @@ class Intentions:
             "next_offset": after if after < len(tracks) else None,
             "playlists_total": len(catalog["playlists"]),
             "rescan_started": scanning,
+            "playlist_minutes": list(self._session.protocol.playlist_minutes),
         }
 
     # --- choose ---------------------------------------------------------------------

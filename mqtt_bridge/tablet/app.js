@@ -20,6 +20,7 @@
     courses: new Map(), // patient_ref -> {course, at, note, rid} from the archive (clinicd)
   };
   window.tablet = app; // for the browser tests and for a curious technician
+  Object.assign(app, { request, render, esc }); // lent to intentions_view.js
 
   // --- rooms --------------------------------------------------------------------------
 
@@ -262,6 +263,7 @@
         const tracks = e.data.tracks || plan.playlist || [];
         r.tracks = Array.isArray(tracks) ? tracks : [String(tracks)];
       }
+      if (e.type === "plan_amended" && e.data && Array.isArray(e.data.tracks)) r.tracks = e.data.tracks; // `choose`
     }
     if (!sid) r.tracks = [];
     // A gate_not_met reply wins over gate_checked events the tablet had when it came.
@@ -347,7 +349,7 @@
       };
       derive(r);
     }
-    if (entry.quiet && !reply.ok) room(entry.room).catchNote = "Fetching missed events failed: " + L.errorText(reply.error);
+    if (entry.quiet && entry.verb === "events" && !reply.ok) room(entry.room).catchNote = "Fetching missed events failed: " + L.errorText(reply.error);
     if (late) { render(); return; }
     finish(entry, reply);
   }
@@ -868,6 +870,7 @@
     const events = r.events.slice(-14).reverse().map((e) =>
       '<li class="ev ' + esc(e.type) + '"><span class="mono">#' + e.seq + "</span> " + esc(L.eventText(e)) + "</li>").join("");
     if ($("r-events").innerHTML !== events) $("r-events").innerHTML = events;
+    if (window.IntentionsView) window.IntentionsView.draw(r);
   }
 
   // --- wiring -------------------------------------------------------------------------

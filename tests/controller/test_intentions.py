@@ -7,7 +7,7 @@ from pathlib import Path
 
 from controller.clock import FakeClock
 from controller.models import Reply
-from tests.controller.harness import Harness
+from tests.controller.harness import Harness, make_config
 
 TRACKS = {
     "calm/01.ogg": 25 * 60.0,
@@ -45,6 +45,20 @@ def test_library_lists_tracks_kinds_and_playlists_with_their_totals(room: Harnes
     ]
     assert result["next_offset"] is None
     assert result["rescan_started"] is False and room.library.rescans == 0
+
+
+def test_library_says_the_playlist_length_the_protocol_expects(tmp_path: Path) -> None:
+    """The tablet shows a playlist's running total against this range before ``choose``."""
+    for name, protocol, expected in (
+        ("default", {}, [50, 60]),
+        ("clinic", {"playlist_minutes": [45, 70]}, [45, 70]),
+    ):
+        (tmp_path / name).mkdir()
+        h = Harness(tmp_path / name, make_config(protocol=protocol))
+        try:
+            assert h.ok("library")["playlist_minutes"] == expected
+        finally:
+            h.close()
 
 
 def test_library_pages_with_offset_and_limit(room: Harness) -> None:
