@@ -7,12 +7,14 @@ minutes, a plan the room rejects (a track deleted since the library was read) an
 accepts, the session started, a preview, a choice refused by the missing track's name, a
 choice accepted with the 50–60 warning, one within the range reflected from ``plan_amended``,
 and a rescan. Screenshots of the card: ``plan-builder.png``, ``intentions-warning.png`` and
-``intentions-screen.png`` in tests/tablet/artifacts/, copied to docs/screens/.
+``intentions-screen.png`` in tests/tablet/artifacts/ (copied to docs/screens/ with
+ROOMD_UPDATE_SCREENS=1).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -121,8 +123,9 @@ def title(page: Page, words: str) -> None:
 
 
 def card_shot(page: Page, name: str) -> None:
-    """A PNG of the intentions card alone (the window grown to hold it), in artifacts/ and
-    copied to docs/screens/ for the docs; the whole page beside it in artifacts/."""
+    """A PNG of the intentions card alone (the window grown to hold it) in artifacts/, and
+    the whole page beside it; copied to docs/screens/ only when ROOMD_UPDATE_SCREENS=1 (a test
+    run must not change the checkout)."""
     page.shot(f"{name}-page")
     size = page.d.get_window_size()
     height = int(page.js("return document.documentElement.scrollHeight"))
@@ -131,8 +134,9 @@ def card_shot(page: Page, name: str) -> None:
         page.css("#intentions-card").screenshot(str(ARTIFACTS / f"{name}.png"))
     finally:
         page.d.set_window_size(size["width"], size["height"])
-    SCREENS.mkdir(exist_ok=True)
-    shutil.copyfile(ARTIFACTS / f"{name}.png", SCREENS / f"{name}.png")
+    if os.environ.get("ROOMD_UPDATE_SCREENS") == "1":
+        SCREENS.mkdir(exist_ok=True)
+        shutil.copyfile(ARTIFACTS / f"{name}.png", SCREENS / f"{name}.png")
 
 
 def fill(page: Page, field: str, value: str) -> None:
