@@ -391,11 +391,11 @@
     const view = C.contextView(c.course, s);
     setText("c-title", view ? view.title : "Previous session");
     const rows = view ? view.rows.map((r) => "<dt>" + esc(r[0]) + "</dt><dd>" + esc(r[1]) + "</dd>").join("") : "";
-    if ($("c-rows").innerHTML !== rows) $("c-rows").innerHTML = rows;
+    setHtml($("c-rows"), rows);
     const lines = view ? view.glance.lines.map((l) => '<li class="' + (l.current ? "current" : "") + '">' + esc(l.text) + "</li>").join("") : "";
-    if ($("c-glance").innerHTML !== lines) $("c-glance").innerHTML = lines;
+    setHtml($("c-glance"), lines);
     const flags = view ? view.glance.flags.map((f) => '<li class="' + (f.current ? "current" : "") + '" data-code="' + esc(f.code) + '"><span class="code">' + esc(f.code) + "</span> " + esc(f.text) + "</li>").join("") : "";
-    if ($("c-flags").innerHTML !== flags) $("c-flags").innerHTML = flags;
+    setHtml($("c-flags"), flags);
     setText("c-note", c.note || "");
   }
 
@@ -718,8 +718,21 @@
         '<div class="alarm-line ' + (top || "none") + '">' + (open.length ? esc(top.toUpperCase() + ": " + L.sortAlarms(open)[0].message + (open.length > 1 ? " (+" + (open.length - 1) + ")" : "")) : r.alarms.length ? "alarms acknowledged: " + r.alarms.length : "no alarms") + "</div>" +
         '<div class="call-line ' + esc(call) + '">' + (call === "idle" ? "no call" : "CALL " + esc(call.toUpperCase())) + "</div>" +
         r.prompts.map((p) => '<div class="prompt-line">' + esc(p.text) + "</div>").join("");
-      if (card.innerHTML !== html) card.innerHTML = html;
+      setHtml(card, html);
     });
+  }
+
+  /**
+   * Replace an element's content only when the HTML we would write changed. Compared with
+   * what we wrote last, not with innerHTML: the browser serialises &#39; and &quot; in text
+   * back as ' and ", so a text with a quote never compared equal and its list was rebuilt at
+   * every redraw (buttons and lines replaced under the finger, stale for the browser tests).
+   */
+  const written = new WeakMap();
+  function setHtml(el, html) {
+    if (written.get(el) === html) return;
+    written.set(el, html);
+    el.innerHTML = html;
   }
 
   function setText(id, text) {
@@ -754,7 +767,7 @@
     const gateHtml = step.items.map((i) =>
       '<li class="' + (i.met ? "met" : "unmet") + '" data-item="' + esc(i.key) + '"><span class="tick">' + (i.met ? "✓" : "✗") + "</span> " + esc(i.label) +
       (i.met ? "" : '<div class="why">' + esc(i.detail) + "</div>") + "</li>").join("");
-    if ($("r-gate").innerHTML !== gateHtml) $("r-gate").innerHTML = gateHtml;
+    setHtml($("r-gate"), gateHtml);
     const g = r.lastGate && r.lastGate.gate === step.gate ? r.lastGate : null;
     setText("r-gate-last", g ? "Last check of the " + g.gate + " gate (" + g.source + "): " +
       (g.met ? "met" : "not met — " + g.unmet.map((u) => u.key + (u.text ? ": " + u.text : "")).join("; ")) +
@@ -823,12 +836,12 @@
     setText("v-nibp-age", r.nibp ? (nibpAge < 90 ? Math.max(0, Math.round(nibpAge)) + " s ago" : Math.round(nibpAge / 60) + " min ago") + " · MAP " + r.nibp.map + (r.nibp.by ? " · by " + r.nibp.by : "") : "no reading");
     const prompts = r.prompts.map((p) => '<li class="prompt' + (p.escalated ? " escalated" : "") + '" data-kind="' + esc(p.kind) + '">' + esc(p.text) +
       ' <span class="muted">since ' + esc(String(p.since || "").slice(11, 19)) + "</span></li>").join("");
-    if ($("v-prompts").innerHTML !== prompts) $("v-prompts").innerHTML = prompts;
+    setHtml($("v-prompts"), prompts);
     const limits = L.limitItems(s.alarm_limits);
     for (const vital of ["spo2", "hr", "nibp", "other"]) {
       const html = limits[vital].length ? '<span class="label">' + (vital === "other" ? "Alarms" : "Limits") + "</span> " + limits[vital].map((l) =>
         '<span class="limit' + (l.plan ? " plan" : "") + '" data-code="' + esc(l.code) + '">' + esc(l.text) + (l.plan ? ' <b class="src">plan</b>' : "") + "</span>").join(" · ") : "";
-      if ($("lim-" + vital).innerHTML !== html) $("lim-" + vital).innerHTML = html;
+      setHtml($("lim-" + vital), html);
     }
     setText("v-quality", "Oximeter: " + v.quality + (r.vitals && r.vitals.pi !== null && r.vitals.pi !== undefined ? " · PI " + r.vitals.pi : ""));
     const due = L.parseTs(s.next_nibp_due_at);
@@ -864,10 +877,10 @@
     const replies = r.replies.map((e) =>
       '<li class="reply ' + esc(e.state) + '" data-verb="' + esc(e.verb) + '"><span class="mono">' + new Date(e.sentAt).toLocaleTimeString([], { hour12: false }) + "</span> <b>" + esc(e.verb) +
       (e.args && (e.args.item || e.args.action) ? " " + esc(e.args.item || e.args.action) : "") + "</b> → " + esc(e.text) + "</li>").join("");
-    if ($("r-replies").innerHTML !== replies) $("r-replies").innerHTML = replies;
+    setHtml($("r-replies"), replies);
     const events = r.events.slice(-14).reverse().map((e) =>
       '<li class="ev ' + esc(e.type) + '"><span class="mono">#' + e.seq + "</span> " + esc(L.eventText(e)) + "</li>").join("");
-    if ($("r-events").innerHTML !== events) $("r-events").innerHTML = events;
+    setHtml($("r-events"), events);
   }
 
   // --- wiring -------------------------------------------------------------------------
