@@ -185,6 +185,7 @@
     const leaf = rest.slice(slash + 1);
     const text = new TextDecoder().decode(payload);
     if (leaf === "replies") { onReply(text); return; }
+    if (leaf.indexOf("replies/") === 0) { if (app.onPrivateReply) app.onPrivateReply(topic, text, packet); return; }
     const isNew = !app.rooms.has(id);
     const r = room(id);
     const live = !packet.retain;
@@ -302,11 +303,7 @@
       entry.resolve = resolve;
       app.pending.set(entry.rid, entry);
       const body = Object.assign({ request_id: entry.rid, by: app.by }, entry.args);
-      // cmd/<verb>/by/<broker user>: the clinic ACL lets us write only there, and the room
-      // records that user as `by`, proven by the broker (docs/security.md).
-      const user = (app.client.options && app.client.options.username) || "";
-      const topic = app.prefix + "/rooms/" + roomId + "/cmd/" + verb + (/^[A-Za-z0-9._-]+$/.test(user) ? "/by/" + user : "");
-      app.client.publish(topic, JSON.stringify(body), { qos: 1, properties: { messageExpiryInterval: 30 } }, (err) => {
+      app.client.publish(cmdTopic(roomId, verb), JSON.stringify(body), { qos: 1, properties: { messageExpiryInterval: 30 } }, (err) => {
         if (err && entry.state === "pending") {
           entry.state = "error";
           entry.text = "Not sent: " + err.message;
@@ -322,6 +319,15 @@
       render();
     });
   }
+
+  /** cmd/<verb>/by/<broker user>: the clinic ACL lets us write only there, and the room
+   * records that user as `by`, proven by the broker (docs/security.md). */
+  function cmdTopic(roomId, verb) {
+    const user = (app.client && app.client.options && app.client.options.username) || "";
+    return app.prefix + "/rooms/" + roomId + "/cmd/" + verb + (/^[A-Za-z0-9._-]+$/.test(user) ? "/by/" + user : "");
+  }
+  app.request = request; // for clinical-forms.js
+  app.cmdTopic = cmdTopic;
 
   function finish(entry, reply) {
     clearTimeout(entry.timer);
@@ -774,6 +780,7 @@
       (g.override ? " — overridden by " + g.override.by + ": " + g.override.reason : "") : "");
     setText("r-next-note", step.note + (r.catchNote ? " " + r.catchNote : ""));
     drawContext(s);
+    if (app.drawClinical) app.drawClinical(r, s); // clinical-forms.js
 
     // Buttons: greyed out when the phase cannot allow them or we are offline.
     const call = s.call ? s.call.state : "idle";
