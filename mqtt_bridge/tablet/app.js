@@ -152,6 +152,7 @@
     app.rooms.clear();
     app.pending.clear();
     app.current = null;
+    if (app.onLogout) app.onLogout(); // clinical-forms.js forgets drafts and fetched notes
     $("connect").disabled = false;
     if (!keepError) $("login-error").textContent = "";
     show("login");
@@ -328,6 +329,7 @@
   }
   app.request = request; // for clinical-forms.js
   app.cmdTopic = cmdTopic;
+  app.setHtml = (el, html) => setHtml(el, html);
 
   function finish(entry, reply) {
     clearTimeout(entry.timer);

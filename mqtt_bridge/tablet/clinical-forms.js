@@ -2,7 +2,7 @@
  * response topic of this page's own), the dose, side effects at the debrief, adverse events,
  * the debrief's length beside the phase timer, and the confirmations recorded without gating.
  * The DOM side of clinical.js (ClinicalLogic); it hooks into app.js through `window.tablet`
- * (request, cmdTopic, drawClinical, onPrivateReply).
+ * (request, cmdTopic, setHtml; drawClinical, onPrivateReply, onLogout).
  *
  * Note text is clinical content: it lives in this page's memory only (drafts, the fetched
  * list), never in localStorage, and the room never puts it on `events`. */
@@ -25,7 +25,7 @@
   function form(id) {
     let f = forms.get(id);
     if (!f) {
-      f = { drafts: {}, kindPhase: null, said: {}, notes: null, docHtml: "" };
+      f = { drafts: {}, kindPhase: null, said: {}, notes: null };
       forms.set(id, f);
     }
     return f;
@@ -266,12 +266,7 @@
       b.classList.toggle("done", !!r.confirmed[item]);
     }
     const lines = C.documented(r.events, s.session_id);
-    const html = lines.map((l) => '<li class="' + (l.warn ? "warn" : "") + '">' + esc(l.text) + "</li>").join("") || '<li class="muted">Nothing documented yet.</li>';
-    if (f.docHtml !== html || $("cl-documented").dataset.room !== r.id) {
-      f.docHtml = html;
-      $("cl-documented").dataset.room = r.id;
-      $("cl-documented").innerHTML = html;
-    }
+    app.setHtml($("cl-documented"), lines.map((l) => '<li class="' + (l.warn ? "warn" : "") + '">' + esc(l.text) + "</li>").join("") || '<li class="muted">Nothing documented yet.</li>');
   }
 
   function esc(text) {
@@ -302,6 +297,17 @@
     $("cl-ae-send").addEventListener("click", recordAdverse);
     drawCount();
   });
+  /** Logged out: nothing of the clinical record stays in the page for the next user. */
+  function forget() {
+    for (const entry of waiting.values()) clearTimeout(entry.timer);
+    waiting.clear();
+    forms.clear();
+    shown = null;
+    for (const f of ["cl-note-text", "cl-effects-note", "cl-ae-text", "cl-ae-action", "cl-ae-kind", "cl-weight", "cl-total"]) $(f).value = "";
+    $("cl-notes").textContent = "";
+  }
+
   app.drawClinical = drawClinical;
   app.onPrivateReply = onPrivateReply;
+  app.onLogout = forget;
 })();

@@ -3,8 +3,6 @@ Chromium showing session N−1 from a real clinicd at check-in of session N."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +14,7 @@ from mqtt_bridge.clinicd.config import parse_config
 from mqtt_bridge.clinicd.service import ClinicArchive
 from mqtt_bridge.clinicd.store import Store
 from tests.clinicd.support import T0, session_events
-from tests.tablet.conftest import ARTIFACTS, Stack, browser, stack  # noqa: F401  (fixtures)
+from tests.tablet.conftest import ARTIFACTS, Stack, browser, node_tests, stack  # noqa: F401
 from tests.tablet.test_tablet import Page
 
 HERE = Path(__file__).resolve().parent
@@ -33,16 +31,7 @@ NOTES = [
 
 
 def test_context_logic_under_node() -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (Debian: nodejs)")
-    run = subprocess.run(
-        [node, "--test", str(HERE / "course_context.test.js")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    node_tests(HERE / "course_context.test.js")
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ docs/screens/).
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.tablet.conftest import ARTIFACTS, USER, Stack
+from tests.tablet.conftest import ARTIFACTS, USER, Stack, node_tests
 from tests.tablet.test_tablet import Page
 
 pytestmark = pytest.mark.e2e
@@ -67,13 +65,7 @@ def advance(stack: Stack, page: Page, label: str) -> None:
 
 def test_clinical_logic_unit_tests_pass() -> None:
     """clinical.js's pure functions under ``node --test``."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (Debian: nodejs)")
-    run = subprocess.run(
-        [node, "--test", str(HERE / "clinical.test.js")], capture_output=True, text=True, timeout=60
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    node_tests(HERE / "clinical.test.js")
 
 
 def test_notes_at_check_in_integration_and_intentions(page: Page, stack: Stack) -> None:

@@ -17,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from tests.tablet.conftest import ARTIFACTS, MANUAL_ROOM_ID, PASSWORD, ROOM_ID, TOP, USER, Stack
+from tests.tablet.conftest import (
+    ARTIFACTS,
+    MANUAL_ROOM_ID,
+    PASSWORD,
+    ROOM_ID,
+    TOP,
+    USER,
+    Stack,
+    node_tests,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -202,13 +211,7 @@ def page(browser: Any, stack: Stack) -> Page:
 
 def test_page_logic_unit_tests_pass() -> None:
     """The pure JS logic (formatting, gate text, staleness, paging) under ``node --test``."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (Debian: nodejs)")
-    run = subprocess.run(
-        [node, "--test", str(HERE / "logic.test.js")], capture_output=True, text=True, timeout=60
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    node_tests(HERE / "logic.test.js")
 
 
 def test_the_page_greys_out_verbs_like_the_room() -> None:
