@@ -206,7 +206,7 @@ def test_the_notes_come_on_the_pages_own_response_topic_and_never_on_events(
     # Markup typed in a note is shown as text, never run.
     assert not page.all("#cl-notes b")
     # The reply came only on a response topic of the page's own under replies/, with the
-    # correlation data; the page left that topic afterwards.
+    # correlation data.
     with p.lock:
         messages = list(p.messages)
     private = [m for m in messages if p.leaf(m[0]).startswith("replies/")]
@@ -233,11 +233,29 @@ def test_the_notes_come_on_the_pages_own_response_topic_and_never_on_events(
     # that they do not cover its top.
     sticky = "for (const id of ['bar', 'banner']) document.getElementById(id).style.position = "
     page.js(sticky + "'static'")
+    size = page.d.get_window_size()
     try:
         card = page.css("#clinical-card")
+        page.d.set_window_size(size["width"], int(card.size["height"]) + 300)  # all of it
         page.js("arguments[0].scrollIntoView({block: 'start'})", card)
         ARTIFACTS.mkdir(exist_ok=True)
         card.screenshot(str(ARTIFACTS / "clinical-forms.png"))
     finally:
+        page.d.set_window_size(size["width"], size["height"])
         page.js(sticky + "''")
     page.shot("clinical-forms-whole-page")
+
+
+def test_logging_out_leaves_no_clinical_text_in_the_page(page: Page) -> None:
+    page.css("#cl-note-text").send_keys("a draft nobody saved")
+    page.click("#logout")
+    if page.css("#ask").is_displayed():  # alarms still open: log out anyway
+        page.css("#ask-ok").click()
+    page.wait_css("#login-view:not([hidden])")
+    assert page.css("#cl-note-text").get_attribute("value") == ""
+    assert not page.all("#cl-notes li")
+    page.login()
+    page.open_room()
+    page.wait_text("#r-phase", "Discharge")
+    assert page.css("#cl-note-text").get_attribute("value") == ""
+    assert "a draft nobody saved" not in page.js("return JSON.stringify(localStorage)")
