@@ -306,6 +306,17 @@ class LimitInForce(Payload):
     source: Literal["config", "plan"] = "config"
 
 
+class ProtocolInfo(Payload):
+    """What the session's protocol expects, for the clinicians' forms (``[protocol]`` with
+    the plan's overrides): documentation is recorded against it, it controls nothing."""
+
+    dose_mg_per_kg: float = 0.5
+    side_effects: list[str] = Field(default_factory=list)
+    """The clinic's list: ``side_effects`` accepts these items only."""
+    debrief_minutes: tuple[float, float] = (20, 30)
+    playlist_minutes: tuple[float, float] = (50, 60)
+
+
 class RoomState(Payload):
     """The retained ``state`` payload: the whole room at a glance."""
 
@@ -325,6 +336,7 @@ class RoomState(Payload):
     gates: Gates = Field(default_factory=Gates)
     next_nibp_due_at: UtcTime | None = None
     alarm_limits: dict[str, LimitInForce] = Field(default_factory=dict)
+    protocol: ProtocolInfo = Field(default_factory=ProtocolInfo)
     link: LinkState = Field(default_factory=LinkState)
     updated_at: UtcTime
 

@@ -35,6 +35,7 @@ from controller.models import (
     LinkState,
     MusicState,
     Phase,
+    ProtocolInfo,
     RoomState,
 )
 from controller.models import (
@@ -359,6 +360,12 @@ class Room:
             ),
             next_nibp_due_at=self.timers.due_at("nibp"),
             alarm_limits=self.alarms.limits_in_force(),
+            protocol=ProtocolInfo(
+                dose_mg_per_kg=s.protocol.dose_mg_per_kg,
+                side_effects=list(s.protocol.side_effects),
+                debrief_minutes=s.protocol.debrief_minutes,
+                playlist_minutes=s.protocol.playlist_minutes,
+            ),
             link=LinkState(online=self.log.online, queued=self.journal.count_undelivered()),
             updated_at=self.clock.now(),
         )

@@ -43,7 +43,8 @@ def _notes(s: Session) -> str:
 
 
 def _effects(s: Session) -> str:
-    return "; ".join(", ".join(e.get("items", [])) for e in s["side_effects"])
+    # An empty list is a record that none were seen: "none", never a blank.
+    return "; ".join(", ".join(e.get("items", [])) or "none" for e in s["side_effects"])
 
 
 def _adverse(s: Session) -> str:
@@ -72,8 +73,9 @@ ROWS: list[tuple[str, Callable[[Session, tzinfo | None], str]]] = [
     ("SpO2 min", lambda s, tz: "" if s["spo2_min"] is None else f"{s['spo2_min']} %"),
     ("Alarms", lambda s, tz: _alarms(s)),
     ("Calls", lambda s, tz: str(s["calls"])),
-    ("Side effects", lambda s, tz: _effects(s)),
-    ("Adverse events", lambda s, tz: _adverse(s)),
+    # Blank would read as "none": say what the archive knows.
+    ("Side effects", lambda s, tz: _effects(s) or "not recorded"),
+    ("Adverse events", lambda s, tz: _adverse(s) or "none recorded"),
     ("Notes", lambda s, tz: _notes(s)),
 ]
 """The report's rows: a label and how to show it for one session."""
@@ -84,7 +86,8 @@ h1 { font-size: 1.4em; margin: 0 0 .2em; } p.meta { color: #555; margin: 0 0 1em
 table { border-collapse: collapse; width: 100%; table-layout: fixed; }
 th, td { border: 1px solid #bbb; padding: .35em .5em; vertical-align: top;
          white-space: pre-wrap; overflow-wrap: anywhere; }
-th[scope=row] { background: #f3f1ec; text-align: left; width: 9em; }
+th[scope=row] { background: #f3f1ec; text-align: left; }
+thead th:first-child { width: 9em; }  /* a fixed layout takes its widths from the first row */
 thead th { background: #e6e1d6; }
 ul.flags { padding-left: 1.2em; } li.flag { margin: .15em 0; }
 .code { font-family: ui-monospace, monospace; background: #fff3c4; padding: 0 .3em; }

@@ -153,6 +153,7 @@
     app.rooms.clear();
     app.pending.clear();
     app.current = null;
+    if (app.onLogout) app.onLogout(); // clinical-forms.js forgets drafts and fetched notes
     $("connect").disabled = false;
     if (!keepError) $("login-error").textContent = "";
     show("login");
@@ -186,6 +187,7 @@
     const leaf = rest.slice(slash + 1);
     const text = new TextDecoder().decode(payload);
     if (leaf === "replies") { onReply(text); return; }
+    if (leaf.indexOf("replies/") === 0) { if (app.onPrivateReply) app.onPrivateReply(topic, text, packet); return; }
     const isNew = !app.rooms.has(id);
     const r = room(id);
     const live = !packet.retain;
@@ -304,11 +306,7 @@
       entry.resolve = resolve;
       app.pending.set(entry.rid, entry);
       const body = Object.assign({ request_id: entry.rid, by: app.by }, entry.args);
-      // cmd/<verb>/by/<broker user>: the clinic ACL lets us write only there, and the room
-      // records that user as `by`, proven by the broker (docs/security.md).
-      const user = (app.client.options && app.client.options.username) || "";
-      const topic = app.prefix + "/rooms/" + roomId + "/cmd/" + verb + (/^[A-Za-z0-9._-]+$/.test(user) ? "/by/" + user : "");
-      app.client.publish(topic, JSON.stringify(body), { qos: 1, properties: { messageExpiryInterval: 30 } }, (err) => {
+      app.client.publish(cmdTopic(roomId, verb), JSON.stringify(body), { qos: 1, properties: { messageExpiryInterval: 30 } }, (err) => {
         if (err && entry.state === "pending") {
           entry.state = "error";
           entry.text = "Not sent: " + err.message;
@@ -324,6 +322,16 @@
       render();
     });
   }
+
+  /** cmd/<verb>/by/<broker user>: the clinic ACL lets us write only there, and the room
+   * records that user as `by`, proven by the broker (docs/security.md). */
+  function cmdTopic(roomId, verb) {
+    const user = (app.client && app.client.options && app.client.options.username) || "";
+    return app.prefix + "/rooms/" + roomId + "/cmd/" + verb + (/^[A-Za-z0-9._-]+$/.test(user) ? "/by/" + user : "");
+  }
+  app.request = request; // for clinical-forms.js
+  app.cmdTopic = cmdTopic;
+  app.setHtml = (el, html) => setHtml(el, html);
 
   function finish(entry, reply) {
     clearTimeout(entry.timer);
@@ -393,11 +401,11 @@
     const view = C.contextView(c.course, s);
     setText("c-title", view ? view.title : "Previous session");
     const rows = view ? view.rows.map((r) => "<dt>" + esc(r[0]) + "</dt><dd>" + esc(r[1]) + "</dd>").join("") : "";
-    if ($("c-rows").innerHTML !== rows) $("c-rows").innerHTML = rows;
+    setHtml($("c-rows"), rows);
     const lines = view ? view.glance.lines.map((l) => '<li class="' + (l.current ? "current" : "") + '">' + esc(l.text) + "</li>").join("") : "";
-    if ($("c-glance").innerHTML !== lines) $("c-glance").innerHTML = lines;
+    setHtml($("c-glance"), lines);
     const flags = view ? view.glance.flags.map((f) => '<li class="' + (f.current ? "current" : "") + '" data-code="' + esc(f.code) + '"><span class="code">' + esc(f.code) + "</span> " + esc(f.text) + "</li>").join("") : "";
-    if ($("c-flags").innerHTML !== flags) $("c-flags").innerHTML = flags;
+    setHtml($("c-flags"), flags);
     setText("c-note", c.note || "");
   }
 
@@ -720,8 +728,21 @@
         '<div class="alarm-line ' + (top || "none") + '">' + (open.length ? esc(top.toUpperCase() + ": " + L.sortAlarms(open)[0].message + (open.length > 1 ? " (+" + (open.length - 1) + ")" : "")) : r.alarms.length ? "alarms acknowledged: " + r.alarms.length : "no alarms") + "</div>" +
         '<div class="call-line ' + esc(call) + '">' + (call === "idle" ? "no call" : "CALL " + esc(call.toUpperCase())) + "</div>" +
         r.prompts.map((p) => '<div class="prompt-line">' + esc(p.text) + "</div>").join("");
-      if (card.innerHTML !== html) card.innerHTML = html;
+      setHtml(card, html);
     });
+  }
+
+  /**
+   * Replace an element's content only when the HTML we would write changed. Compared with
+   * what we wrote last, not with innerHTML: the browser serialises &#39; and &quot; in text
+   * back as ' and ", so a text with a quote never compared equal and its list was rebuilt at
+   * every redraw (buttons and lines replaced under the finger, stale for the browser tests).
+   */
+  const written = new WeakMap();
+  function setHtml(el, html) {
+    if (written.get(el) === html) return;
+    written.set(el, html);
+    el.innerHTML = html;
   }
 
   function setText(id, text) {
@@ -756,13 +777,14 @@
     const gateHtml = step.items.map((i) =>
       '<li class="' + (i.met ? "met" : "unmet") + '" data-item="' + esc(i.key) + '"><span class="tick">' + (i.met ? "✓" : "✗") + "</span> " + esc(i.label) +
       (i.met ? "" : '<div class="why">' + esc(i.detail) + "</div>") + "</li>").join("");
-    if ($("r-gate").innerHTML !== gateHtml) $("r-gate").innerHTML = gateHtml;
+    setHtml($("r-gate"), gateHtml);
     const g = r.lastGate && r.lastGate.gate === step.gate ? r.lastGate : null;
     setText("r-gate-last", g ? "Last check of the " + g.gate + " gate (" + g.source + "): " +
       (g.met ? "met" : "not met — " + g.unmet.map((u) => u.key + (u.text ? ": " + u.text : "")).join("; ")) +
       (g.override ? " — overridden by " + g.override.by + ": " + g.override.reason : "") : "");
     setText("r-next-note", step.note + (r.catchNote ? " " + r.catchNote : ""));
     drawContext(s);
+    if (app.drawClinical) app.drawClinical(r, s); // clinical-forms.js
 
     // Buttons: greyed out when the phase cannot allow them or we are offline.
     const call = s.call ? s.call.state : "idle";
@@ -825,12 +847,12 @@
     setText("v-nibp-age", r.nibp ? (nibpAge < 90 ? Math.max(0, Math.round(nibpAge)) + " s ago" : Math.round(nibpAge / 60) + " min ago") + " · MAP " + r.nibp.map + (r.nibp.by ? " · by " + r.nibp.by : "") : "no reading");
     const prompts = r.prompts.map((p) => '<li class="prompt' + (p.escalated ? " escalated" : "") + '" data-kind="' + esc(p.kind) + '">' + esc(p.text) +
       ' <span class="muted">since ' + esc(String(p.since || "").slice(11, 19)) + "</span></li>").join("");
-    if ($("v-prompts").innerHTML !== prompts) $("v-prompts").innerHTML = prompts;
+    setHtml($("v-prompts"), prompts);
     const limits = L.limitItems(s.alarm_limits);
     for (const vital of ["spo2", "hr", "nibp", "other"]) {
       const html = limits[vital].length ? '<span class="label">' + (vital === "other" ? "Alarms" : "Limits") + "</span> " + limits[vital].map((l) =>
         '<span class="limit' + (l.plan ? " plan" : "") + '" data-code="' + esc(l.code) + '">' + esc(l.text) + (l.plan ? ' <b class="src">plan</b>' : "") + "</span>").join(" · ") : "";
-      if ($("lim-" + vital).innerHTML !== html) $("lim-" + vital).innerHTML = html;
+      setHtml($("lim-" + vital), html);
     }
     setText("v-quality", "Oximeter: " + v.quality + (r.vitals && r.vitals.pi !== null && r.vitals.pi !== undefined ? " · PI " + r.vitals.pi : ""));
     const due = L.parseTs(s.next_nibp_due_at);
@@ -866,10 +888,10 @@
     const replies = r.replies.map((e) =>
       '<li class="reply ' + esc(e.state) + '" data-verb="' + esc(e.verb) + '"><span class="mono">' + new Date(e.sentAt).toLocaleTimeString([], { hour12: false }) + "</span> <b>" + esc(e.verb) +
       (e.args && (e.args.item || e.args.action) ? " " + esc(e.args.item || e.args.action) : "") + "</b> → " + esc(e.text) + "</li>").join("");
-    if ($("r-replies").innerHTML !== replies) $("r-replies").innerHTML = replies;
+    setHtml($("r-replies"), replies);
     const events = r.events.slice(-14).reverse().map((e) =>
       '<li class="ev ' + esc(e.type) + '"><span class="mono">#' + e.seq + "</span> " + esc(L.eventText(e)) + "</li>").join("");
-    if ($("r-events").innerHTML !== events) $("r-events").innerHTML = events;
+    setHtml($("r-events"), events);
     if (window.IntentionsView) window.IntentionsView.draw(r);
   }
 

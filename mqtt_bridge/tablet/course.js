@@ -55,7 +55,8 @@
       for (const n of notes.filter((x) => x.kind === kind)) rows.push([kind[0].toUpperCase() + kind.slice(1), n.text]);
     }
     if (!notes.length) rows.push(["Notes", s.notes_status === "unsupported" ? "The room kept no notes." : "No notes."]);
-    const effects = (s.side_effects || []).map((e) => (e.items || []).join(", ") + (e.note ? " (" + e.note + ")" : ""));
+    // An empty list is a record that none were seen: "none", never a blank.
+    const effects = (s.side_effects || []).map((e) => ((e.items || []).join(", ") || "none") + (e.note ? " (" + e.note + ")" : ""));
     rows.push(["Side effects", effects.length ? effects.join("; ") : "None recorded"]);
     for (const a of s.adverse_events || []) rows.push(["Adverse event", a.kind + " (" + a.severity + "): " + a.action]);
     const course = (s.bp || []).map(bp).join(" → ");

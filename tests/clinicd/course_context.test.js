@@ -52,6 +52,10 @@ test("session N shows session N-1: music and how it went, notes, side effects, B
   assert.equal(rows["Side effects"], "nausea (mild)");
   assert.equal(rows["Blood pressure"], "baseline 120/80 · peak 150/95 · 120/80 → 150/95 · SpO2 min 93%");
   assert.equal(rows.Dose, "35 mg (0.5 mg/kg)");
+  // A record that no side effects were seen says so (nothing recorded: "None recorded").
+  const none = C.sessionRows(session(1, { side_effects: [{ items: [] }] }));
+  assert.equal(Object.fromEntries(none)["Side effects"], "none");
+  assert.equal(Object.fromEntries(C.sessionRows(session(1)))["Side effects"], "None recorded");
   // Intentions come before the debrief, as the session went.
   const labels = view.rows.map(([k]) => k);
   assert.ok(labels.indexOf("Intentions") < labels.indexOf("Debrief"));

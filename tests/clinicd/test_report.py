@@ -94,11 +94,11 @@ def test_the_command_writes_both_files_and_refuses_an_unknown_patient(tmp_path: 
     assert run.returncode == 2 and "--tz" in run.stderr
 
 
-def screenshot(page: Path, png: Path) -> None:
-    """Render ``page`` with Debian's headless Chromium into ``png``."""
+def screenshot(page: Path, png: Path, size: str = "1500,1100") -> None:
+    """Render ``page`` with Debian's headless Chromium into ``png`` (a window of ``size``)."""
     subprocess.run(
         [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--screenshot={png}", "--window-size=1500,1100", page.as_uri()],
+         f"--screenshot={png}", f"--window-size={size}", page.as_uri()],
         capture_output=True, timeout=120, check=True,
     )  # fmt: skip
 
@@ -111,3 +111,54 @@ def test_chromium_renders_the_page(tmp_path: Path, course: dict) -> None:
     screenshot(page, png)
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed")
+def test_a_two_session_course_as_a_clinician_reads_it(tmp_path: Path) -> None:
+    """Sessions 1 and 2 of one patient in two rooms, side by side: the picture in
+    docs/screens/course-report.png (tests/tablet/artifacts/course-report.png)."""
+    from tests.tablet.conftest import ARTIFACTS
+
+    first = [
+        ("plan_amended", {"changes": {"playlist": "Cello and strings"}, "by": "dr-lee"}),
+        ("dose_recorded", {"weight_kg": 64, "dose_mg_per_kg": 0.5, "total_mg": 32}),
+        ("side_effects_recorded", {"items": ["nausea", "dizziness"], "by": "dr-lee"}),
+        ("adverse_event_recorded", {"kind": "vomiting", "severity": "mild",
+                                    "action": "bowl; ondansetron 4 mg", "by": "dr-lee"}),
+    ]  # fmt: skip
+    second = [("dose_recorded", {"weight_kg": 64, "dose_mg_per_kg": 0.5, "total_mg": 32})]
+    store = Store(tmp_path / "a.sqlite")
+    store.add_events("room-3", session_events("2026-01-05-r3-am", 1, patient_ref="P-7F3A",
+                                              extra=first))  # fmt: skip
+    store.add_events(
+        "room-5",
+        session_events("2026-01-08-r5-pm", 2, first_seq=100, days=3.25, patient_ref="P-7F3A",
+                       extra=second),
+    )  # fmt: skip
+    notes = [
+        ("intentions", "2026-01-05T09:05:00.000Z", "To let the tension in the shoulders go."),
+        ("debrief", "2026-01-05T10:00:00.000Z", "The cello carried her through the second half."),
+    ]
+    store.put_notes(
+        "2026-01-05-r3-am",
+        [{"note_id": f"n{i}", "kind": k, "by": "dr-lee", "ts": ts, "text": text}
+         for i, (k, ts, text) in enumerate(notes)],
+    )  # fmt: skip
+    store.put_notes("2026-01-08-r5-pm", [
+        {"note_id": "n9", "kind": "integration", "by": "dr-kim", "ts": "2026-01-08T15:10:00.000Z",
+         "text": "Sleeping better since the first session; wants the same music."},
+    ])  # fmt: skip
+    course = Archive(store, CourseSection()).course("P-7F3A")
+    store.close()
+    page = tmp_path / "course.html"
+    page.write_text(course_html(course, ZoneInfo("Europe/London"), "Europe/London"))
+    text = page.read_text()
+    assert text.count("<th scope=col>") == 2
+    assert "Cello and strings" in text and "vomiting (mild): bowl; ondansetron 4 mg" in text
+    assert "Thu 2026-01-08 15:00" in text  # 3¼ days after Mon 09:00 UTC, London = UTC
+    # Session 2 recorded no side effects: said so, never a blank that reads as "none".
+    assert "<td>not recorded</td>" in text and "<td>none recorded</td>" in text
+    ARTIFACTS.mkdir(exist_ok=True)
+    png = ARTIFACTS / "course-report.png"
+    screenshot(page, png, size="1200,720")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,9 +3,8 @@ Chromium showing session N−1 from a real clinicd at check-in of session N."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ import pytest
 from mqtt_bridge.clinicd.config import parse_config
 from mqtt_bridge.clinicd.service import ClinicArchive
 from mqtt_bridge.clinicd.store import Store
-from tests.clinicd.support import session_events
-from tests.tablet.conftest import Stack, browser, stack  # noqa: F401  (fixtures)
+from tests.clinicd.support import T0, session_events
+from tests.tablet.conftest import ARTIFACTS, Stack, browser, node_tests, stack  # noqa: F401
 from tests.tablet.test_tablet import Page
 
 HERE = Path(__file__).resolve().parent
@@ -32,16 +31,7 @@ NOTES = [
 
 
 def test_context_logic_under_node() -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (Debian: nodejs)")
-    run = subprocess.run(
-        [node, "--test", str(HERE / "course_context.test.js")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    node_tests(HERE / "course_context.test.js")
 
 
 @pytest.fixture
@@ -49,7 +39,11 @@ def archive(stack: Stack, tmp_path: Path) -> Iterator[ClinicArchive]:  # noqa: F
     """clinicd on the tablet's broker, holding session 1 of the stack's patient (P-7F3A)."""
     db = tmp_path / "archive.sqlite"
     store = Store(db)
-    store.add_events("room-3", session_events("ctx-1", 1, patient_ref="P-7F3A", extra=PREVIOUS))
+    # Session 1 twelve days before today's session 2: late by the seed's schedule (> 10 days).
+    days = (datetime.now(UTC) - T0).total_seconds() / 86400 - 12
+    store.add_events(
+        "room-3", session_events("ctx-1", 1, days=days, patient_ref="P-7F3A", extra=PREVIOUS)
+    )
     store.put_notes("ctx-1", NOTES)
     store.close()
     config = parse_config({"mqtt": {"port": stack.broker.port}, "archive": {"resync_s": 3600}})
@@ -84,10 +78,19 @@ def test_check_in_shows_the_previous_session(
         "room-3",
         "#2 ·",
         "in progress",
-        "late",  # the fixture's session 1 is dated long before today's session 2
+        "late",
+        "12.0 days after session 1",
     ):
         assert needle in card, (needle, card)
     page.shot("clinicd-context-check-in")
+    # The panel alone: docs/screens/rolling-context.png (the sticky bar held in place).
+    page.js("document.getElementById('bar').style.position = 'static'")
+    try:
+        panel = page.css("#context-card")
+        page.js("arguments[0].scrollIntoView({block: 'start'})", panel)
+        panel.screenshot(str(ARTIFACTS / "rolling-context.png"))
+    finally:
+        page.js("document.getElementById('bar').style.position = ''")
     # Still there at intentions; gone once the infusion is near (pre-infusion).
     page.act("#advance", "advance")
     page.act("#advance", "advance")

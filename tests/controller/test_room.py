@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import typing
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -237,3 +238,22 @@ def test_the_plans_alarm_limits_hold_after_a_restart(tmp_path: Path) -> None:
     assert "spo2_low" not in [a.code for a in again.room.alarms.current()]
     assert again.room.alarms.limits.spo2_low.limit == 88
     again.close()
+
+
+def test_the_state_carries_what_the_clinical_forms_are_recorded_against(tmp_path: Path) -> None:
+    # The tablet's debrief offers the clinic's side effects as checkboxes and prefills the
+    # dose: `[protocol]` says what they are; the room publishes them on `state`.
+    config = {"side_effects": ["Nausea", "Dizziness"], "dose_mg_per_kg": 0.75}
+    h = Harness(tmp_path, config=make_config(protocol=config))
+    try:
+        idle = h.room.state().protocol
+        assert idle.side_effects == ["Nausea", "Dizziness"]
+        assert idle.dose_mg_per_kg == 0.75
+        assert (idle.debrief_minutes, idle.playlist_minutes) == ((20, 30), (50, 60))
+        h.plan()
+        h.ok("start_session")
+        state = h.room.state()
+        assert state.protocol.side_effects == ["Nausea", "Dizziness"]
+        assert json.loads(state.to_json())["protocol"]["dose_mg_per_kg"] == 0.75
+    finally:
+        h.close()

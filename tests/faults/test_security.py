@@ -435,6 +435,33 @@ def test_response_topic_cannot_turn_a_room_against_another(clinician: Peer, peer
     assert [m.topic for m in victim.messages] == [by_me(ROOT_A, "status")]
 
 
+def test_the_notes_reply_reaches_the_clinician_and_no_observer(
+    clinician: Peer, peers: Peers
+) -> None:
+    """`notes` answers only on the requester's response topic under replies/ (the tablet's
+    `<root>/replies/tab-…`): the shipped ACL delivers it to the clinician, and not to an
+    observer subscribed to every replies/… and to `#`; the shared `replies` still reaches
+    the observer (the canary)."""
+    obs = peers(OBSERVER)
+    assert obs.connect() == SUCCESS
+    for topic in (f"{ROOT_B}/replies/#", "clinic/rooms/+/replies/#", "#"):
+        obs.subscribe(topic)
+    rid, payload = command("notes")
+    mine = f"{ROOT_B}/replies/tab-{rid}"
+    assert clinician.subscribe(mine) == [1]
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = mine
+    props.CorrelationData = rid.encode()
+    clinician.publish(by_me(ROOT_B, "notes"), payload, props=props)
+    answer = clinician.wait_message(lambda m: m.topic == mine, 10, "the notes on replies/…")
+    assert json.loads(answer.payload)["ok"] and json.loads(answer.payload)["request_id"] == rid
+    assert getattr(answer.properties, "CorrelationData", None) == rid.encode()
+    canary_rid, canary = command("status")
+    clinician.publish(by_me(ROOT_B, "status"), canary)
+    obs.wait_message(lambda m: canary_rid.encode() in m.payload, 10, "the canary's reply")
+    assert not [m.topic for m in obs.messages if rid.encode() in m.payload]
+
+
 def test_payload_over_64_kib_is_not_relayed(secure_broker: SecureBroker, peers: Peers) -> None:
     """message_size_limit enforces the contract's 64 KiB at the broker: a 60 KB plan reaches
     the room, a 70 KB one is dropped and the publisher's connection closed (Mosquitto 2.0.11

@@ -33,6 +33,15 @@ ROOM_ID = "room-7"
 MANUAL_ROOM_ID = "room-8"  # manual monitoring: SpO2/HR by hand, prompted every 3 room minutes
 
 
+def node_tests(path: Path) -> None:
+    """Run a JS unit-test file under ``node --test`` (skip without node); it must pass."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (Debian: nodejs)")
+    run = subprocess.run([node, "--test", str(path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
 def ensure_chromium() -> None:
     """Debian's chromium and chromium-driver, installed when missing (root only), else skip."""
     if Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists():
