@@ -296,13 +296,20 @@ class SuntechNibp:
             )
         )
 
-    def _on_tick(self) -> None:
+    def _on_tick(self) -> float | None:
+        """The step's watchdog: seconds until its deadline (None when idle); past it, the
+        measurement fails with ``timeout``."""
         with self._lock:
-            if self._state != "idle" and self._monotonic() > self._deadline:
-                was_measuring = self._state == "measuring"
-                self._fail("timeout")
-                if was_measuring:
-                    self.reader.write(ABORT)  # never leave a cuff inflated on a silent module
+            if self._state == "idle":
+                return None
+            left = self._deadline - self._monotonic()
+            if left > 0:
+                return left
+            was_measuring = self._state == "measuring"
+            self._fail("timeout")
+            if was_measuring:
+                self.reader.write(ABORT)  # never leave a cuff inflated on a silent module
+            return None
 
     def _on_lost(self) -> None:
         with self._lock:
