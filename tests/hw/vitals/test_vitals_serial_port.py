@@ -7,6 +7,7 @@ import select
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import serial
 from conftest import WAIT, Inbox, raw_pty
@@ -65,6 +66,14 @@ class QuietPort(ScriptedPort):
         return b""
 
 
+def reader_of(inbox: Inbox, factory: Any, path: str = "p", **kw: Any) -> SerialReader[bytes]:
+    """A reader of one frame per byte on the port ``factory`` opens (frames dropped unless
+    ``on_frame`` is given); ``kw`` as ``SerialReader`` takes them."""
+    kw.setdefault("parser", Lines())
+    kw.setdefault("on_frame", lambda f: None)
+    return SerialReader(path, 9600, device="nibp", emit=inbox.emit, serial_factory=factory, **kw)
+
+
 def test_backoff_doubles_to_the_cap_then_ok_then_lost(inbox: Inbox) -> None:
     waits: list[float] = []
     opened = threading.Event()
@@ -91,14 +100,12 @@ def test_backoff_doubles_to_the_cap_then_ok_then_lost(inbox: Inbox) -> None:
 
     frames: list[bytes] = []
     parser = Lines()
-    reader = SerialReader(
+    reader = reader_of(
+        inbox,
+        factory,
         "/dev/serial/by-id/usb-X",
-        9600,
-        device="oximeter",
-        emit=inbox.emit,
         parser=parser,
         on_frame=frames.append,
-        serial_factory=factory,
         wait=wait,
         backoff_initial=0.5,
         backoff_max=5.0,
@@ -125,15 +132,7 @@ def test_writes_reach_the_port_and_are_dropped_while_lost(inbox: Inbox) -> None:
         return len(data)
 
     port.write = write  # type: ignore[method-assign]
-    reader = SerialReader(
-        "p",
-        9600,
-        device="nibp",
-        emit=inbox.emit,
-        parser=Lines(),
-        on_frame=lambda f: None,
-        serial_factory=lambda p, b, t: port,
-    )
+    reader = reader_of(inbox, lambda p, b, t: port)
     reader.write(b"stale")  # queued before the port opened: never sent
     reader.start()
     inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "ok")
@@ -147,17 +146,7 @@ def test_close_is_prompt_while_backing_off(inbox: Inbox) -> None:
     def factory(path: str, baud: int, timeout: float | None) -> ScriptedPort:
         raise serial.SerialException("could not open port")
 
-    reader = SerialReader(
-        "p",
-        9600,
-        device="oximeter",
-        emit=inbox.emit,
-        parser=Lines(),
-        on_frame=lambda f: None,
-        serial_factory=factory,
-        backoff_initial=60.0,
-        backoff_max=60.0,
-    )
+    reader = reader_of(inbox, factory, backoff_initial=60.0, backoff_max=60.0)
     reader.start()
     inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "lost")
     reader.close(timeout=2.0)  # the 60 s backoff is cut short by close()
@@ -173,16 +162,7 @@ def test_a_driver_bug_does_not_look_like_an_unplug(inbox: Inbox) -> None:
         if frame == b"x":
             raise ValueError("driver bug")
 
-    reader = SerialReader(
-        "p",
-        9600,
-        device="oximeter",
-        emit=inbox.emit,
-        parser=Lines(),
-        on_frame=on_frame,
-        serial_factory=lambda p, b, t: port,
-        backoff_initial=60.0,
-    )
+    reader = reader_of(inbox, lambda p, b, t: port, on_frame=on_frame, backoff_initial=60.0)
     reader.start()
     inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "lost")
     reader.close()
@@ -201,17 +181,7 @@ def test_each_read_waits_until_the_drivers_next_deadline(inbox: Inbox) -> None:
             raise value
         return value
 
-    reader = SerialReader(
-        "p",
-        9600,
-        device="nibp",
-        emit=inbox.emit,
-        parser=Lines(),
-        on_frame=lambda f: None,
-        on_tick=on_tick,
-        serial_factory=lambda p, b, t: port,
-        backoff_initial=60.0,
-    )
+    reader = reader_of(inbox, lambda p, b, t: port, on_tick=on_tick, backoff_initial=60.0)
     reader.start()
     inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "lost")
     reader.close()
@@ -239,16 +209,7 @@ def test_an_idle_reader_sleeps_in_its_read_until_a_write_bytes_or_an_unplug(
         got.set()
 
     with raw_pty() as (master, path):
-        reader = SerialReader(
-            path,
-            9600,
-            device="nibp",
-            emit=inbox.emit,
-            parser=Lines(),
-            on_frame=on_frame,
-            serial_factory=factory,  # type: ignore[arg-type]
-            backoff_initial=60.0,
-        )
+        reader = reader_of(inbox, factory, path, on_frame=on_frame, backoff_initial=60.0)
         try:
             reader.start()
             inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "ok")
