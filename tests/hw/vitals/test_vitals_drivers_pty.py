@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
+import threading
 import time
 from typing import Any
 
 import pytest
-from conftest import WAIT, Inbox, df2_packet, raw_pty
+from conftest import WAIT, Inbox, df2_packet, raw_pty, suntech_module, suntech_result
 
 from controller.clock import FakeClock
 from controller.config import NibpSection, OximeterSection
@@ -210,6 +212,49 @@ def test_suntech_silent_module_times_out(clock: FakeClock, inbox: Inbox) -> None
             took = time.monotonic() - started
             assert 0.3 <= took < 0.3 + WAIT / 5, took  # at the deadline, not a poll after it
             assert os.read(master, 64).startswith(bytes.fromhex("3a20a6"))
+        finally:
+            nibp.close()
+        # close() cut short the read that had no deadline (the port stayed open and silent).
+        assert not nibp.reader.alive
+
+
+def test_suntech_a_late_abort_ack_is_not_the_end_of_the_next_measurement(
+    clock: FakeClock, inbox: Inbox
+) -> None:
+    """Start, abort, start again at once: the module's answers to the first two ('O', then
+    'A' 'K') may come after the second start. The abort's 'K' must not be taken for the end
+    of the new measurement (the driver would fetch an empty result and lose it)."""
+    start, abort, get = (bytes.fromhex(h) for h in ("3a20a6", "3a7901004c", "3a7903004a"))
+
+    def sent(master: int, frame: bytes) -> None:
+        assert select.select([master], [], [], WAIT)[0], f"{frame.hex()} was never sent"
+        assert os.read(master, len(frame)) == frame
+
+    with raw_pty() as (master, path):
+        nibp = SuntechNibp(path, 9600, inbox.emit, clock, **FAST)
+        try:
+            nibp.start()
+            inbox.wait_for(is_status("ok"))
+            nibp.start_measurement()
+            sent(master, start)
+            nibp.abort()
+            sent(master, abort)
+            nibp.start_measurement()
+            sent(master, start)
+            ack = b"".join(suntech_module(c) for c in (b"O", b"A", b"K", b"O"))
+            os.write(master, ack)
+            until = time.monotonic() + WAIT
+            while nibp.state != "measuring" and time.monotonic() < until:
+                threading.Event().wait(0.01)  # the reader takes the acks in (bounded wait)
+            # Nothing is fetched: the measurement is still going on.
+            assert not select.select([master], [], [], 0.5)[0]
+            assert nibp.state == "measuring"
+            os.write(master, suntech_module(b"K"))  # now it is over
+            sent(master, get)
+            os.write(master, suntech_result(121, 79, 93, 66))
+            reading = inbox.wait_for(lambda m: isinstance(m, (NibpCompleted, NibpFailed)))
+            assert isinstance(reading, NibpCompleted), reading
+            assert (reading.reading.sys, reading.reading.dia) == (121, 79)
         finally:
             nibp.close()
 
