@@ -23,6 +23,7 @@ from bench.infra import (
     NotifyListener,
     Room,
     bare_paho_script,
+    compile_sources,
     cpu_percent,
     proc_sample,
     python_argv,
@@ -61,6 +62,7 @@ def bench_footprint(
     """CPU and RSS of one ``roomd --simulate`` over ``window_s`` of an infusion at time scale 1:
     the whole process, and its own threads apart from the simulated devices' (``cpus``: pin
     the room to these cores with taskset, a Pi-like run)."""
+    compile_sources()
     broker = Broker(workdir / "broker")
     broker.start()
     room = Room(
@@ -136,7 +138,8 @@ def bench_footprint(
         "reference": {"bare_paho_process_rss_mb": round(max(ref_rss) / 1024, 1)},
         "load": "1 Hz simulated oximeter, NIBP module idle between readings, state heartbeat "
         "every 10 s, lights and music of the infusion phase; room threads = every thread but "
-        "the simulated devices' (sim-*), named for /proc by bench.threads.launcher",
+        "the simulated devices' (sim-*), named for /proc by bench.threads.launcher; the room "
+        "runs from bytecode compiled beforehand, as installed",
     }
 
 

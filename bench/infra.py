@@ -79,6 +79,26 @@ def spawn(
     return proc
 
 
+SOURCE_PACKAGES = ("controller", "hw", "audio", "mqtt_bridge")
+"""The room's own packages."""
+
+
+def compile_sources(root: Path = REPO) -> None:
+    """Byte-compile the room's packages under ``root`` (into their ``__pycache__``), so a room
+    starts from bytecode as an installed one does (pip compiles on install).
+
+    A checkout run with ``PYTHONDONTWRITEBYTECODE`` set otherwise compiles every module of its
+    own from source at each start: slower, and the compiler's garbage stays in the process's
+    memory (about 1 MB of RSS)."""
+    dirs = [str(root / p) for p in SOURCE_PACKAGES if (root / p).is_dir()]
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *dirs],
+        check=True,
+        timeout=300,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def reap(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
     """Stop one child we started (``sig``, then SIGKILL if it lingers) and forget it."""
     if proc.poll() is None:

@@ -170,25 +170,28 @@ def bench_call(rig: LatencyRig, n: int) -> dict[str, Any]:
     lat: list[float] = []
     floor: list[float] = []
     echo: list[float] = []
-    released_at = 0.0
+    released_by = 0.0
     for i in range(n + WARMUP):
         _references(rig, floor, echo)
-        # The simulated finger's release is confirmed after the button's 30 ms debounce: a
-        # press before that would be chatter of the same press.
-        time.sleep(max(0.0, released_at + 0.045 - time.perf_counter()))
+        # The button confirms a release only after its 30 ms debounce: a press sooner is
+        # chatter of the same press, and no call. Wait from when the room is known to have
+        # handled the release, not from when it was sent (a room still committing the last
+        # call_placed handles it late, and the press then fell inside the debounce).
+        time.sleep(max(0.0, released_by + 0.045 - time.perf_counter()))
         w = rig.sub.expect(event_match(root, "call_placed"))
         t0 = time.perf_counter()
         rig.pub.publish(f"{root}/sim/press_call", b"")
         t1, _ = w.wait(10.0, "call_placed")
         if i >= WARMUP:
             lat.append(t1 - t0)
-        rig.pub.publish(f"{root}/sim/release_call", b"")
-        released_at = time.perf_counter()
         cleared = rig.sub.expect(event_match(root, "call_cleared"))
+        # One connection for the release and the clear: the room takes them in that order,
+        # so once call_cleared is out the release has been handled.
+        rig.sub.publish(f"{root}/sim/release_call", b"")
         reply = command(rig.sub, root, "call_clear")
         if not reply.get("ok"):
             raise BenchError(f"call_clear: {reply}")
-        cleared.wait(10.0, "call_cleared")
+        released_by, _ = cleared.wait(10.0, "call_cleared")
     del floor[:WARMUP], echo[:WARMUP]
     return _report(
         lat,

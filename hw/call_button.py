@@ -50,7 +50,7 @@ class CallButton:
         waiter: Waiter | None = None,
         start: bool = True,
     ) -> None:
-        from gpiozero import LED, PWMLED, Button
+        from gpiozero import LED, PWMLED, DigitalInputDevice
         from gpiozero.exc import PinPWMUnsupported
 
         self._emit = emit
@@ -66,8 +66,11 @@ class CallButton:
         self._pressed_at = 0.0
         self._held_sent = False
         self.lamp_mode: LampMode = "off"
-        # bounce_time=None: gpiozero's debounce is not applied on every pin factory.
-        self.button: Any = Button(pin, pull_up=True, bounce_time=None, pin_factory=pin_factory)
+        # bounce_time=None: gpiozero's debounce is not applied on every pin factory. Not a
+        # gpiozero Button: its hold thread wakes ten times a second for a hold we time here.
+        self.button: Any = DigitalInputDevice(
+            pin, pull_up=True, bounce_time=None, pin_factory=pin_factory
+        )
         try:
             try:
                 self.lamp: Any = PWMLED(lamp_pin, pin_factory=pin_factory)
@@ -78,8 +81,8 @@ class CallButton:
         except Exception:
             self.button.close()
             raise
-        self.button.when_pressed = self._on_press
-        self.button.when_released = self._on_release
+        self.button.when_activated = self._on_press
+        self.button.when_deactivated = self._on_release
         self._thread: threading.Thread | None = None
         if start:
             self._thread = threading.Thread(target=self._run, name="roomd-call-hold", daemon=True)
@@ -120,7 +123,7 @@ class CallButton:
             if not self._pressed:
                 return None
             if self._release_at is not None:
-                if self.button.is_pressed:
+                if self.button.is_active:
                     self._release_at = None  # closed again: it was a flicker
                 else:
                     wait = self._release_at + self.bounce_s - t
@@ -175,7 +178,7 @@ class CallButton:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-        self.button.when_pressed = None
-        self.button.when_released = None
+        self.button.when_activated = None
+        self.button.when_deactivated = None
         self.button.close()
         self.lamp.close()

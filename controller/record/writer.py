@@ -19,8 +19,6 @@ from typing import Any
 
 from controller.events import InboxMessage, ReportWritten
 from controller.record import hl7
-from controller.record.files import rebuild_from_journal
-from controller.record.reader import JournalReader
 
 log = logging.getLogger("roomd.record")
 
@@ -68,6 +66,11 @@ class RecordWriter:
 
     def _record(self, session_id: str) -> dict[str, Any] | None:
         # report_ready's data, or None (and a logged error) when it could not be written.
+        # Imported at the first record, not at start: the room carries the record's code
+        # (about 1 MB) only once a session has ended.
+        from controller.record.files import rebuild_from_journal
+        from controller.record.reader import JournalReader
+
         try:
             with JournalReader(self._journal_path) as journal:
                 return rebuild_from_journal(

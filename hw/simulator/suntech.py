@@ -88,10 +88,11 @@ class SimulatedNibpModule(SimDevice):
                 del self._buf[:1]
                 continue
             del self._buf[:size]
-            self._command(frame[1:-1])
+            # Logged before it is answered: whoever saw the answer finds the command logged.
             with self._received:
                 self.commands.append(frame)
                 self._received.notify_all()
+            self._command(frame[1:-1])
 
     def _reply(self, data: bytes) -> None:
         self._pty.write(self._take_garbage() + suntech.module_frame(data))

@@ -4,6 +4,10 @@ Shared by every vitals driver. The reader owns one pyserial port, feeds what it 
 incremental parser, hands each parsed frame to the driver, and reports the device as ``ok`` or
 ``lost`` to the core (on transitions only). A USB adapter that is unplugged makes the read raise
 or the open fail; the reader then retries with a bounded, doubling backoff until it comes back.
+
+Between bytes the thread sleeps in the port's read: until data comes, the driver's own next
+deadline (``on_tick``) passes, or a write or ``close()`` cancels the read. It never polls: an
+idle oximeter's reader costs nothing between its monitor's lines.
 """
 
 from __future__ import annotations
@@ -22,9 +26,19 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+TICK_RETRY_S = 1.0
+"""When a driver's ``on_tick`` fails, it is tried again this soon (its deadline is unknown)."""
+
 
 class SerialLike(Protocol):
-    """The part of ``serial.Serial`` the reader uses (a fake in tests)."""
+    """The part of ``serial.Serial`` the reader uses (a fake in tests).
+
+    ``cancel_read`` (optional, as pyserial's on POSIX) makes a read in progress return at
+    once; a port without it is read as it times out by itself.
+    """
+
+    timeout: float | None
+    """How long a read waits for its first byte (``None``: until one comes)."""
 
     def read(self, size: int = 1) -> bytes:
         """Read up to ``size`` bytes, waiting at most the port's timeout."""
@@ -39,8 +53,9 @@ class SerialLike(Protocol):
         ...
 
 
-SerialFactory = Callable[[str, int, float], SerialLike]
-"""Open ``port`` at ``baud`` with a read timeout; raise OSError/SerialException if it can't."""
+SerialFactory = Callable[[str, int, float | None], SerialLike]
+"""Open ``port`` at ``baud`` with a read timeout (``None``: reads wait for data); raise
+OSError/SerialException if it can't."""
 
 
 class FrameParser(Protocol[T]):
@@ -60,7 +75,7 @@ class FrameParser(Protocol[T]):
         ...
 
 
-def open_serial(port: str, baud: int, timeout: float) -> SerialLike:
+def open_serial(port: str, baud: int, timeout: float | None) -> SerialLike:
     """Open a real pyserial port, 8N1, with a read timeout (the default factory)."""
     import serial  # lazy: the package imports on a machine without pyserial
 
@@ -80,9 +95,11 @@ class SerialReader(Generic[T]):
     """Reads ``port`` on a daemon thread, feeding ``parser`` and passing frames to ``on_frame``.
 
     ``on_open``/``on_lost`` are called on the reader thread after the port opens or is lost;
-    ``on_tick`` at least every ``read_timeout`` seconds while it runs (for driver watchdogs).
-    ``wait(seconds)`` is how backoff pauses (default: the stop event's wait, so ``close()``
-    cuts a pause short); it returns True when the reader should stop.
+    ``on_tick`` when the port opens and after every read, and returns the seconds until it
+    must run again (a driver's watchdog deadline) or ``None`` when nothing is due: the next
+    read waits no longer than that. ``wait(seconds)`` is how backoff pauses (default: the stop
+    event's wait, so ``close()`` cuts a pause short); it returns True when the reader should
+    stop.
     """
 
     def __init__(
@@ -97,10 +114,9 @@ class SerialReader(Generic[T]):
         serial_factory: SerialFactory | None = None,
         on_open: Callable[[], None] | None = None,
         on_lost: Callable[[], None] | None = None,
-        on_tick: Callable[[], None] | None = None,
+        on_tick: Callable[[], float | None] | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 5.0,
-        read_timeout: float = 0.1,
         wait: Callable[[float], bool] | None = None,
         name: str | None = None,
     ) -> None:
@@ -116,11 +132,13 @@ class SerialReader(Generic[T]):
         self._on_tick = on_tick
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
-        self.read_timeout = read_timeout
         self._stop = threading.Event()
         self._wait = wait or self._stop.wait
         self._writes: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._serial: SerialLike | None = None
+        # Held while the open port is cancelled or dropped, so a cancel never reaches a port
+        # (or a reused file descriptor) that the reader has closed.
+        self._port_lock = threading.Lock()
         self._status: str | None = None  # None until the first open attempt decides
         self._thread = threading.Thread(
             target=self._run, name=name or f"serial-{device}", daemon=True
@@ -146,16 +164,21 @@ class SerialReader(Generic[T]):
     def write(self, data: bytes) -> None:
         """Queue ``data`` for the port; the reader thread writes it (never blocks the caller)."""
         self._writes.put(bytes(data))
+        self.wake()
+
+    def wake(self) -> None:
+        """Cut the read in progress short: the reader writes what is queued and asks the
+        driver's ``on_tick`` for its deadline again (call after moving a deadline)."""
+        with self._port_lock:
+            cancel = getattr(self._serial, "cancel_read", None)
+            if cancel is not None:
+                with contextlib.suppress(Exception):  # best effort: the port may be going
+                    cancel()
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop the thread and close the port; waits at most ``timeout`` seconds."""
         self._stop.set()
-        ser = self._serial
-        cancel = getattr(ser, "cancel_read", None)
-        if cancel is not None:
-            # Best effort to wake a read blocked in the port's timeout.
-            with contextlib.suppress(Exception):
-                cancel()
+        self.wake()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -176,7 +199,7 @@ class SerialReader(Generic[T]):
         delay = self.backoff_initial
         while not self._stop.is_set():
             try:
-                ser = self._factory(self.port, self.baud, self.read_timeout)
+                ser = self._factory(self.port, self.baud, None)
             except errors as exc:
                 self._set_status("lost", f"cannot open {self.port}: {exc}")
                 if self._wait(delay):
@@ -197,23 +220,38 @@ class SerialReader(Generic[T]):
                 self._call(self._on_lost)
                 self.reconnects += 1
             finally:
-                self._serial = None
+                with self._port_lock:
+                    self._serial = None
                 with contextlib.suppress(Exception):  # the port may already be gone
                     ser.close()
             if not self._stop.is_set() and self._wait(delay):
                 break
 
     def _pump(self, ser: SerialLike) -> None:
+        due = self._tick()
         while not self._stop.is_set():
             self._drain_writes(discard=False, ser=ser)
-            # Read what is waiting (at least one byte, up to the timeout) so each frame is
+            if ser.timeout != due:  # pyserial reconfigures the port on each change
+                ser.timeout = due
+            # Read what is waiting (at least one byte, up to the deadline) so each frame is
             # handled, and timestamped, as soon as it arrives rather than in batches.
             waiting = getattr(ser, "in_waiting", 0)
             data = ser.read(min(waiting, 4096) if isinstance(waiting, int) and waiting else 1)
             if data:
                 for frame in self.parser.feed(data):
                     self._deliver(frame)
-            self._call(self._on_tick)
+            due = self._tick()
+
+    def _tick(self) -> float | None:
+        """Run the driver's ``on_tick``: the seconds the next read may wait (None: no limit)."""
+        if self._on_tick is None:
+            return None
+        try:
+            due = self._on_tick()
+        except Exception:  # a driver bug must not kill the reader (nor stop its watchdog)
+            log.exception("%s: driver callback failed", self.device)
+            return TICK_RETRY_S
+        return None if due is None else max(0.0, due)
 
     def _deliver(self, frame: T) -> None:
         # Outside the port's error handling: a driver bug is not an unplugged cable.

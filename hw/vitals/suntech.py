@@ -194,6 +194,11 @@ class SuntechNibp:
         self._lock = threading.Lock()
         self._state = "idle"  # idle | starting | measuring | fetching
         self._deadline = 0.0
+        # The module closes every abort with 'A' then 'K'. A 'K' owed to an abort is not the
+        # end of a measurement started since (a quick abort-and-start would otherwise fetch
+        # an empty result and lose the new measurement); owed until the ack timeout.
+        self._abort_acks = 0
+        self._abort_acks_until = 0.0
         self.parser = ModuleFrameParser()
         self.reader: SerialReader[bytes] = SerialReader(
             port,
@@ -202,6 +207,7 @@ class SuntechNibp:
             emit=emit,
             parser=self.parser,
             on_frame=self._on_frame,
+            on_open=self._forget_aborts,
             on_lost=self._on_lost,
             on_tick=self._on_tick,
             serial_factory=serial_factory,
@@ -241,9 +247,28 @@ class SuntechNibp:
         """Abort a measurement in progress (the module deflates the cuff)."""
         with self._lock:
             self._state = "idle"
-        self.reader.write(ABORT)
+            self._send_abort()
 
     # --- reader thread ----------------------------------------------------------------------
+
+    def _send_abort(self) -> None:
+        # Under the lock: the abort is queued before any start that follows it.
+        self._abort_acks += 1
+        self._abort_acks_until = self._monotonic() + self._timeouts.ack
+        self.reader.write(ABORT)
+
+    def _abort_ack(self) -> bool:
+        """Whether a 'K' closes an abort still owed one (and count it off)."""
+        if self._abort_acks and self._monotonic() > self._abort_acks_until:
+            self._abort_acks = 0  # the module never closed them: stop waiting
+        if not self._abort_acks:
+            return False
+        self._abort_acks -= 1
+        return True
+
+    def _forget_aborts(self) -> None:
+        with self._lock:
+            self._abort_acks = 0
 
     def _to(self, state: str, timeout: float) -> None:
         self._state = state
@@ -261,6 +286,8 @@ class SuntechNibp:
                 self._on_result(data)
 
     def _on_ack(self, code: int) -> None:
+        if code == ACK_EXECUTED and self._abort_ack():
+            return
         if code == ACK_RECEIVED and self._state == "starting":
             self._to("measuring", self._timeouts.measurement)
         elif code == ACK_EXECUTED and self._state == "measuring":
@@ -296,16 +323,24 @@ class SuntechNibp:
             )
         )
 
-    def _on_tick(self) -> None:
+    def _on_tick(self) -> float | None:
+        """The step's watchdog: seconds until its deadline (None when idle); past it, the
+        measurement fails with ``timeout``."""
         with self._lock:
-            if self._state != "idle" and self._monotonic() > self._deadline:
-                was_measuring = self._state == "measuring"
-                self._fail("timeout")
-                if was_measuring:
-                    self.reader.write(ABORT)  # never leave a cuff inflated on a silent module
+            if self._state == "idle":
+                return None
+            left = self._deadline - self._monotonic()
+            if left > 0:
+                return left
+            was_measuring = self._state == "measuring"
+            self._fail("timeout")
+            if was_measuring:
+                self._send_abort()  # never leave a cuff inflated on a silent module
+            return None
 
     def _on_lost(self) -> None:
         with self._lock:
+            self._abort_acks = 0
             if self._state != "idle":
                 self._fail("device_lost")
 

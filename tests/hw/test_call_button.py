@@ -32,6 +32,15 @@ def test_press_is_reported_at_once_and_device_ok(
     assert counts(emitted) == (1, 0)
 
 
+def test_the_button_adds_no_thread_of_its_own_beyond_the_hold_timer(
+    mock_pins: Any, room_clock: Any, emitted: Any, closer: Any
+) -> None:
+    # gpiozero's Button would start a hold thread that wakes ten times a second, idle or not.
+    before = threading.active_count()
+    closer(make(mock_pins, room_clock, emitted))
+    assert threading.active_count() == before
+
+
 def test_contact_bounce_is_one_press(
     mock_pins: Any, room_clock: Any, emitted: Any, closer: Any
 ) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -162,3 +164,19 @@ def test_the_room_replies_to_end_session_before_the_record_is_written(
     assert threading.get_ident() not in spy.threads
     assert writer.close()
     h.close()
+
+
+def test_the_room_carries_the_records_code_only_once_a_record_is_written() -> None:
+    # A fresh interpreter: the daemon and the writer, as at the room's start.
+    probe = (
+        "import sys, controller.daemon, controller.record.writer\n"
+        "print(sorted(m for m in sys.modules if m.startswith('controller.record')))\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == str(
+        ["controller.record", "controller.record.hl7", "controller.record.writer"]
+    )

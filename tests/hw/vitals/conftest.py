@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
-from collections.abc import Callable
+import tty
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -68,3 +71,16 @@ class Inbox:
 @pytest.fixture
 def inbox() -> Inbox:
     return Inbox()
+
+
+@contextlib.contextmanager
+def raw_pty() -> Iterator[tuple[int, str]]:
+    """A raw pseudo-terminal: (the device's end, the path a driver opens)."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        yield master, os.ttyname(slave)
+    finally:
+        for fd in (master, slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tty
-from collections.abc import Iterator
+import select
+import threading
+import time
 from typing import Any
 
 import pytest
-from conftest import Inbox, df2_packet
+from conftest import WAIT, Inbox, df2_packet, raw_pty, suntech_module, suntech_result
 
 from controller.clock import FakeClock
 from controller.config import NibpSection, OximeterSection
@@ -21,6 +22,7 @@ from controller.events import DeviceChanged, NibpCompleted, NibpFailed, VitalsAr
 from hw.simulator import SimulatedNibpModule, SimulatedOximeter
 from hw.vitals import make_nibp, make_oximeter
 from hw.vitals.nonin import NoninDf2
+from hw.vitals.serial_port import open_serial
 from hw.vitals.suntech import SuntechNibp, SuntechTimeouts
 
 FAST: dict[str, Any] = {"backoff_initial": 0.02, "backoff_max": 0.1}
@@ -81,18 +83,6 @@ def test_oximeter_reads_unplug_replug(fmt: str, clock: FakeClock, inbox: Inbox) 
         driver.close()
         sim.close()
     assert not driver.reader.alive
-
-
-@contextlib.contextmanager
-def raw_pty() -> Iterator[tuple[int, str]]:
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    try:
-        yield master, os.ttyname(slave)
-    finally:
-        for fd in (master, slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 def test_df2_raw_pty_no_stale_half_packet_after_reconnect(clock: FakeClock, inbox: Inbox) -> None:
@@ -194,14 +184,77 @@ def test_suntech_abort_and_unplug_mid_measurement(clock: FakeClock, inbox: Inbox
 
 
 def test_suntech_silent_module_times_out(clock: FakeClock, inbox: Inbox) -> None:
+    """The watchdog fires at its deadline: the reader sleeps in its read until then (no
+    polling while idle), and a start wakes it to send the command and arm the deadline."""
+    ports: list[Any] = []
+
+    def factory(port: str, baud: int, timeout: float | None) -> Any:
+        ports.append(open_serial(port, baud, timeout))
+        return ports[-1]
+
     with raw_pty() as (master, path):
-        nibp = SuntechNibp(path, 9600, inbox.emit, clock, timeouts=SuntechTimeouts(ack=0.2), **FAST)
+        nibp = SuntechNibp(
+            path,
+            9600,
+            inbox.emit,
+            clock,
+            timeouts=SuntechTimeouts(ack=0.3),
+            serial_factory=factory,
+            **FAST,
+        )
+        try:
+            nibp.start()
+            inbox.wait_for(is_status("ok"))
+            assert ports[0].timeout is None  # idle: the read waits for bytes, with no deadline
+            started = time.monotonic()
+            nibp.start_measurement()
+            assert inbox.wait_for(lambda m: isinstance(m, NibpFailed)).code == "timeout"
+            took = time.monotonic() - started
+            assert 0.3 <= took < 0.3 + WAIT / 5, took  # at the deadline, not a poll after it
+            assert os.read(master, 64).startswith(bytes.fromhex("3a20a6"))
+        finally:
+            nibp.close()
+        # close() cut short the read that had no deadline (the port stayed open and silent).
+        assert not nibp.reader.alive
+
+
+def test_suntech_a_late_abort_ack_is_not_the_end_of_the_next_measurement(
+    clock: FakeClock, inbox: Inbox
+) -> None:
+    """Start, abort, start again at once: the module's answers to the first two ('O', then
+    'A' 'K') may come after the second start. The abort's 'K' must not be taken for the end
+    of the new measurement (the driver would fetch an empty result and lose it)."""
+    start, abort, get = (bytes.fromhex(h) for h in ("3a20a6", "3a7901004c", "3a7903004a"))
+
+    def sent(master: int, frame: bytes) -> None:
+        assert select.select([master], [], [], WAIT)[0], f"{frame.hex()} was never sent"
+        assert os.read(master, len(frame)) == frame
+
+    with raw_pty() as (master, path):
+        nibp = SuntechNibp(path, 9600, inbox.emit, clock, **FAST)
         try:
             nibp.start()
             inbox.wait_for(is_status("ok"))
             nibp.start_measurement()
-            assert inbox.wait_for(lambda m: isinstance(m, NibpFailed)).code == "timeout"
-            assert os.read(master, 64).startswith(bytes.fromhex("3a20a6"))
+            sent(master, start)
+            nibp.abort()
+            sent(master, abort)
+            nibp.start_measurement()
+            sent(master, start)
+            ack = b"".join(suntech_module(c) for c in (b"O", b"A", b"K", b"O"))
+            os.write(master, ack)
+            until = time.monotonic() + WAIT
+            while nibp.state != "measuring" and time.monotonic() < until:
+                threading.Event().wait(0.01)  # the reader takes the acks in (bounded wait)
+            # Nothing is fetched: the measurement is still going on.
+            assert not select.select([master], [], [], 0.5)[0]
+            assert nibp.state == "measuring"
+            os.write(master, suntech_module(b"K"))  # now it is over
+            sent(master, get)
+            os.write(master, suntech_result(121, 79, 93, 66))
+            reading = inbox.wait_for(lambda m: isinstance(m, (NibpCompleted, NibpFailed)))
+            assert isinstance(reading, NibpCompleted), reading
+            assert (reading.reading.sys, reading.reading.dia) == (121, 79)
         finally:
             nibp.close()
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import select
 import threading
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import serial
-from conftest import Inbox
+from conftest import WAIT, Inbox, raw_pty
 
 from controller.events import DeviceChanged
-from hw.vitals.serial_port import SerialReader
+from hw.vitals.serial_port import TICK_RETRY_S, SerialReader, open_serial
 
 
 class Lines:
@@ -32,8 +37,11 @@ class ScriptedPort:
         self.chunks = list(chunks)
         self.written: list[bytes] = []
         self.closed = False
+        self.timeout: float | None = None
+        self.read_timeouts: list[float | None] = []  # the timeout each read was given
 
     def read(self, size: int = 1) -> bytes:
+        self.read_timeouts.append(self.timeout)
         if self.chunks:
             return self.chunks.pop(0)
         raise serial.SerialException("read failed: [Errno 5] Input/output error")
@@ -58,13 +66,21 @@ class QuietPort(ScriptedPort):
         return b""
 
 
+def reader_of(inbox: Inbox, factory: Any, path: str = "p", **kw: Any) -> SerialReader[bytes]:
+    """A reader of one frame per byte on the port ``factory`` opens (frames dropped unless
+    ``on_frame`` is given); ``kw`` as ``SerialReader`` takes them."""
+    kw.setdefault("parser", Lines())
+    kw.setdefault("on_frame", lambda f: None)
+    return SerialReader(path, 9600, device="nibp", emit=inbox.emit, serial_factory=factory, **kw)
+
+
 def test_backoff_doubles_to_the_cap_then_ok_then_lost(inbox: Inbox) -> None:
     waits: list[float] = []
     opened = threading.Event()
     port = ScriptedPort([b"ab"])
     attempts = {"n": 0}
 
-    def factory(path: str, baud: int, timeout: float) -> ScriptedPort:
+    def factory(path: str, baud: int, timeout: float | None) -> ScriptedPort:
         attempts["n"] += 1
         if attempts["n"] <= 5:
             raise FileNotFoundError(2, "No such file", path)
@@ -84,14 +100,12 @@ def test_backoff_doubles_to_the_cap_then_ok_then_lost(inbox: Inbox) -> None:
 
     frames: list[bytes] = []
     parser = Lines()
-    reader = SerialReader(
+    reader = reader_of(
+        inbox,
+        factory,
         "/dev/serial/by-id/usb-X",
-        9600,
-        device="oximeter",
-        emit=inbox.emit,
         parser=parser,
         on_frame=frames.append,
-        serial_factory=factory,
         wait=wait,
         backoff_initial=0.5,
         backoff_max=5.0,
@@ -118,15 +132,7 @@ def test_writes_reach_the_port_and_are_dropped_while_lost(inbox: Inbox) -> None:
         return len(data)
 
     port.write = write  # type: ignore[method-assign]
-    reader = SerialReader(
-        "p",
-        9600,
-        device="nibp",
-        emit=inbox.emit,
-        parser=Lines(),
-        on_frame=lambda f: None,
-        serial_factory=lambda p, b, t: port,
-    )
+    reader = reader_of(inbox, lambda p, b, t: port)
     reader.write(b"stale")  # queued before the port opened: never sent
     reader.start()
     inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "ok")
@@ -137,20 +143,10 @@ def test_writes_reach_the_port_and_are_dropped_while_lost(inbox: Inbox) -> None:
 
 
 def test_close_is_prompt_while_backing_off(inbox: Inbox) -> None:
-    def factory(path: str, baud: int, timeout: float) -> ScriptedPort:
+    def factory(path: str, baud: int, timeout: float | None) -> ScriptedPort:
         raise serial.SerialException("could not open port")
 
-    reader = SerialReader(
-        "p",
-        9600,
-        device="oximeter",
-        emit=inbox.emit,
-        parser=Lines(),
-        on_frame=lambda f: None,
-        serial_factory=factory,
-        backoff_initial=60.0,
-        backoff_max=60.0,
-    )
+    reader = reader_of(inbox, factory, backoff_initial=60.0, backoff_max=60.0)
     reader.start()
     inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "lost")
     reader.close(timeout=2.0)  # the 60 s backoff is cut short by close()
@@ -166,17 +162,67 @@ def test_a_driver_bug_does_not_look_like_an_unplug(inbox: Inbox) -> None:
         if frame == b"x":
             raise ValueError("driver bug")
 
-    reader = SerialReader(
-        "p",
-        9600,
-        device="oximeter",
-        emit=inbox.emit,
-        parser=Lines(),
-        on_frame=on_frame,
-        serial_factory=lambda p, b, t: port,
-        backoff_initial=60.0,
-    )
+    reader = reader_of(inbox, lambda p, b, t: port, on_frame=on_frame, backoff_initial=60.0)
     reader.start()
     inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "lost")
     reader.close()
     assert seen == [b"x", b"y"]
+
+
+def test_each_read_waits_until_the_drivers_next_deadline(inbox: Inbox) -> None:
+    port = ScriptedPort([b"a", b"b", b"c", b"d"])
+    due: Iterator[float | Exception | None] = iter(
+        [2.5, None, -0.3, RuntimeError("driver bug"), 7.0]
+    )
+
+    def on_tick() -> float | None:
+        value = next(due, None)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    reader = reader_of(inbox, lambda p, b, t: port, on_tick=on_tick, backoff_initial=60.0)
+    reader.start()
+    inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "lost")
+    reader.close()
+    # At the open, then after each read: a deadline bounds the next read; none lets it wait
+    # for data; a past one does not wait; a failing tick is asked again a second later.
+    assert port.read_timeouts == [2.5, None, 0.0, TICK_RETRY_S, 7.0]
+
+
+def test_an_idle_reader_sleeps_in_its_read_until_a_write_bytes_or_an_unplug(
+    inbox: Inbox,
+) -> None:
+    """On a real pty: with nothing due the read has no timeout (the thread does not poll);
+    a queued write cuts it short and goes out, bytes are read as they come, and closing the
+    far end is seen at once."""
+    ports: list[serial.Serial] = []
+    frames: list[bytes] = []
+    got = threading.Event()
+
+    def factory(path: str, baud: int, timeout: float | None) -> serial.Serial:
+        ports.append(open_serial(path, baud, timeout))  # type: ignore[arg-type]
+        return ports[-1]
+
+    def on_frame(frame: bytes) -> None:
+        frames.append(frame)
+        got.set()
+
+    with raw_pty() as (master, path):
+        reader = reader_of(inbox, factory, path, on_frame=on_frame, backoff_initial=60.0)
+        try:
+            reader.start()
+            inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "ok")
+            assert ports[0].timeout is None
+            reader.write(b"\x3a\x20\xa6")
+            assert select.select([master], [], [], WAIT)[0], "the write stayed queued"
+            assert os.read(master, 16) == b"\x3a\x20\xa6"
+            os.write(master, b"x")
+            assert got.wait(WAIT) and frames == [b"x"]
+            unplugged = time.monotonic()
+            os.close(master)
+            inbox.wait_for(lambda m: isinstance(m, DeviceChanged) and m.status == "lost")
+            assert time.monotonic() - unplugged < 1.0
+        finally:
+            reader.close()
+    assert not reader.alive
