@@ -144,7 +144,9 @@ def bench_footprint(
 
 
 def bench_startup(workdir: Path, runs: int) -> dict[str, Any]:
-    """Spawn → READY=1 of ``roomd --simulate`` (fresh data directory each time)."""
+    """Spawn → READY=1 of ``roomd --simulate`` (fresh data directory each time), started from
+    bytecode as an installed room is."""
+    compile_sources()
     broker = Broker(workdir / "broker")
     broker.start()
     listener = NotifyListener(workdir / "notify.sock")
