@@ -2,12 +2,17 @@
 
 A year of 30 rooms is generated (three sessions a day on weekdays, each ~150 events made of
 the contract's own examples: plan, phases, lights, music, NIBP every five minutes, check-ins,
-an alarm), loaded through ``Store.add_events`` in the archive's page size, then:
+an alarm), written straight into an archive database with each ended session's summary kept
+(as a running archive keeps them when idle), then:
 
-- **live ingest**: events one at a time through ``Ingest.on_event``, as the archive's worker
-  stores what arrives (one transaction each, ``synchronous=FULL``); reference: the same
-  rows through a bare ``INSERT`` in one transaction per row on the same disk;
-- **course**: a real clinicd process on the loaded database, asked ``course`` over MQTT for
+- **catch-up ingest**: a room's backlog through ``Store.add_events`` in the archive's page
+  size, in-process;
+- **live ingest**: a real clinicd process drains a burst of events from the broker (queued
+  for its persistent session while it was stopped with SIGSTOP, then SIGCONT): taken as they
+  come, one transaction per batch, acknowledged after the commit; timed from the first event
+  stored to the last. Reference: a bare ``INSERT`` in one transaction per row on the same disk
+  (what one transaction per event would cost);
+- **course**: the same clinicd on the loaded database, asked ``course`` over MQTT for
   random patients (reply received − request sent); reference: the same queries through
   ``Archive.course`` in-process, and a bare paho echo round trip;
 - **RSS** of that clinicd process after the queries, beside a bare paho process.
@@ -19,8 +24,10 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import sqlite3
+import subprocess
 import sys
 import time
 import uuid
@@ -46,7 +53,7 @@ from bench.infra import (
 from controller.event_data import EVENT_DATA, PLAN
 from controller.models import Event, iso_utc
 from mqtt_bridge.clinicd.config import CourseSection
-from mqtt_bridge.clinicd.ingest import Ingest
+from mqtt_bridge.clinicd.course import keep_summaries
 from mqtt_bridge.clinicd.store import Store
 from mqtt_bridge.clinicd.verbs import Archive
 
@@ -55,7 +62,7 @@ SESSIONS_PER_PATIENT = 6
 PAGE = 500
 """Events per ``add_events`` call: the archive's default page when it fetches from a room."""
 YEAR_START = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
-FIXTURE_VERSION = 1
+FIXTURE_VERSION = 2
 """Bump when the generator changes: the cached fixture is then rebuilt."""
 
 
@@ -174,8 +181,9 @@ def year_fixture(rooms: int, days: int, log: Callable[[str], None]) -> tuple[Pat
 
 def build_year(path: Path, rooms: int, days: int) -> int:
     """Write the generated year straight into a new archive database (the archive's own
-    schema, ``Store``'s); the events written. A fixture, built fast: the archive's ingest
-    is measured separately, through its API."""
+    schema, ``Store``'s), with the sessions' summaries kept as the archive keeps them; the
+    events written. A fixture, built fast: the archive's ingest is measured separately,
+    through its API."""
     Store(path).close()  # the schema
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=OFF")
@@ -203,6 +211,13 @@ def build_year(path: Path, rooms: int, days: int) -> int:
     db.execute("COMMIT")
     db.execute("PRAGMA journal_mode=WAL")
     db.close()
+    store = Store(path)
+    try:
+        with store.batch():
+            while keep_summaries(store, 1000):
+                pass
+    finally:
+        store.close()
     return total
 
 
@@ -216,27 +231,6 @@ def _catch_up(store: Store, n: int) -> float:
     rate = len(events) / (time.perf_counter() - t0)
     for sid in {e.session_id for e in events if e.session_id}:
         store.mark_notes(sid, "fetched")  # the bench's rooms have no notes to give
-    return rate
-
-
-def _live_ingest(store: Store, n: int) -> float:
-    """Events/s through ``Ingest.on_event`` (one at a time, as they arrive), a new room."""
-    ingest = Ingest(store, lambda *a: None, resync_s=3600)
-    sessions = set()
-    now = datetime.now(UTC)
-    objs = []
-    for session in room_year("room-live", 60):
-        objs += [json.loads(e.model_dump_json()) for e in session]
-        if len(objs) >= n:
-            break
-    objs = objs[:n]
-    t0 = time.perf_counter()
-    for obj in objs:
-        ingest.on_event("room-live", obj, now)
-        sessions.add(obj["session_id"])
-    rate = n / (time.perf_counter() - t0)
-    for sid in sessions - {None}:
-        store.mark_notes(sid, "fetched")
     return rate
 
 
@@ -259,6 +253,8 @@ def _raw_insert(path: Path, n: int) -> float:
 
 
 ECHO_REQ, ECHO_REP = "bench/echo/req", "bench/echo/rep"
+LIVE_ROOM = "room-live"
+LIVE_TOPIC = f"clinic/rooms/{LIVE_ROOM}/events"
 
 
 def _is(topic: str, payload: bytes) -> Matcher:
@@ -266,13 +262,78 @@ def _is(topic: str, payload: bytes) -> Matcher:
     return lambda t, p: t == topic and p == payload
 
 
-def _course_over_mqtt(workdir: Path, db: Path, patients: list[str], queries: int) -> dict[str, Any]:
-    """A clinicd on ``db`` answering ``course`` over MQTT; latencies, its RSS, references."""
+def _live_events(n: int) -> list[bytes]:
+    """``n`` events of a new room, as it publishes them."""
+    out: list[bytes] = []
+    for session in room_year(LIVE_ROOM, 60):
+        out += [e.to_json() for e in session]
+        if len(out) >= n:
+            break
+    return out[:n]
+
+
+def _stored(db: sqlite3.Connection) -> int:
+    return int(
+        db.execute("SELECT count(*) FROM events WHERE room_id = ?", (LIVE_ROOM,)).fetchone()[0]
+    )
+
+
+def _drain_burst(archive: subprocess.Popen[bytes], client: Client, db: Path, n: int) -> float:
+    """Events/s of a running clinicd storing a burst of ``n`` events queued at the broker
+    (published while it was stopped): first event stored → last event stored."""
+    payloads = _live_events(n)
+    archive.send_signal(signal.SIGSTOP)
+    try:
+        infos = [client.client.publish(LIVE_TOPIC, p, qos=1) for p in payloads]
+        for info in infos:
+            info.wait_for_publish(60.0)
+    finally:
+        archive.send_signal(signal.SIGCONT)
+    reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        deadline = time.monotonic() + 120.0
+        first: tuple[float, int] | None = None
+        while (count := _stored(reader)) < n:
+            now = time.perf_counter()
+            if first is None and count:
+                first = (now, count)
+            if time.monotonic() > deadline:
+                raise BenchError(f"clinicd stored {count} of {n} live events in 120 s")
+            time.sleep(0.005)
+        end = time.perf_counter()
+    finally:
+        reader.close()
+    if first is None or end <= first[0]:
+        raise BenchError("the burst was stored before it could be timed: raise ingest_n")
+    return (n - first[1]) / (end - first[0])
+
+
+def _summaries_kept(db: Path, timeout: float) -> None:
+    """Wait (bounded) for the idle clinicd to keep the summaries of the live room's sessions."""
+    reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while reader.execute(
+            "SELECT count(*) FROM sessions s WHERE ended_at IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM summaries m WHERE m.session_id = s.session_id)"
+        ).fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise BenchError(f"clinicd kept no summaries of the live room in {timeout} s")
+            time.sleep(0.05)
+    finally:
+        reader.close()
+
+
+def _over_mqtt(
+    workdir: Path, db: Path, patients: list[str], queries: int, live_n: int
+) -> dict[str, Any]:
+    """A clinicd on ``db``: a burst drained live, then ``course`` answered over MQTT;
+    rates, latencies, its RSS, references."""
     broker = Broker(workdir / "broker")
     broker.start()
     conf = workdir / "clinicd.toml"
     conf.write_text(
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nkeepalive_s = 60\n'
         f'[archive]\ndb = "{db}"\nresync_s = 3600\n'
     )
     archive = spawn(
@@ -298,6 +359,8 @@ def _course_over_mqtt(workdir: Path, db: Path, patients: list[str], queries: int
     echo_lat: list[float] = []
     try:
         client.expect(_is("clinic/archive/status", b"online")).wait(60.0, "clinicd online")
+        live = _drain_burst(archive, client, db, live_n)
+        _summaries_kept(db, 120.0)
         rng = random.Random(7)
         for i in range(queries + 5):
             rid = uuid.uuid4().hex[:12]
@@ -323,6 +386,7 @@ def _course_over_mqtt(workdir: Path, db: Path, patients: list[str], queries: int
             reap(p)
         broker.stop()
     return {
+        "live": live,
         "mqtt": summary_ms(lat),
         "echo": summary_ms(echo_lat),
         "clinicd_rss_mb": round(rss / 1024, 1),
@@ -351,7 +415,6 @@ def bench_archive(
     store = Store(db)
     try:
         catch_up = _catch_up(store, ingest_n)
-        live = _live_ingest(store, max(50, ingest_n // 20))
         archive = Archive(store, CourseSection())
         rng = random.Random(7)
         direct: list[float] = []
@@ -362,7 +425,7 @@ def bench_archive(
     finally:
         store.close()
     raw = _raw_insert(workdir / "raw.sqlite", max(50, ingest_n // 20))
-    over = _course_over_mqtt(workdir / "clinicd", db, patients, queries)
+    over = _over_mqtt(workdir / "clinicd", db, patients, queries, ingest_n)
     return {
         "rooms": rooms,
         "days": days,
@@ -370,7 +433,7 @@ def bench_archive(
         "patients": len(patients),
         "db_mb": round(db.stat().st_size / 2**20, 1),
         "catch_up_events_per_s": round(catch_up),
-        "live_events_per_s": round(live),
+        "live_events_per_s": round(over["live"]),
         "course_ms": over["mqtt"],
         "course_direct_ms": summary_ms(direct),
         "clinicd_rss_mb": over["clinicd_rss_mb"],
@@ -379,8 +442,9 @@ def bench_archive(
             "echo_ms": over["echo"],
             "bare_paho_rss_mb": over["bare_paho_rss_mb"],
         },
-        "note": f"{SESSIONS_PER_DAY} sessions a weekday per room, ~150 events each; catch-up = "
-        f"Store.add_events in pages of {PAGE} (a room's backlog after an outage); live = "
-        "Ingest.on_event one event at a time (the live path: one FULL-synced transaction "
-        "each); course over MQTT = request published → reply received, a real clinicd",
+        "note": f"{SESSIONS_PER_DAY} sessions a weekday per room, ~150 events each, summaries "
+        f"kept; catch-up = Store.add_events in pages of {PAGE} (a room's backlog after an "
+        f"outage); live = a real clinicd draining {ingest_n} events queued at the broker (one "
+        "FULL-synced transaction per batch, PUBACK after the commit), first → last stored; "
+        "course over MQTT = request published → reply received, the same clinicd",
     }

@@ -4,6 +4,13 @@ worker thread that owns the store.
 paho's callbacks only put messages on the worker's inbox; the worker stores events, answers
 the archive's verbs and asks rooms for what is missing. The HL7 sender, when configured,
 runs on its own thread with its own connection to the store.
+
+Exactly once, no loss on kill -9: paho acknowledges nothing by itself (``manual_ack``). The
+worker takes whatever has arrived (up to ``BATCH_MAX`` messages), handles it in one
+transaction, commits, and only then sends the PUBACKs; a message not yet committed when the
+archive dies is still the broker's, and the persistent session delivers it again. A PUBACK is
+sent only on the connection the message came on: after a reconnection the broker redelivers
+what was not acknowledged, and that copy is acknowledged instead.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,7 @@ from paho.mqtt.properties import Properties
 
 from controller.models import Event
 from mqtt_bridge.clinicd.config import ClinicdConfig
+from mqtt_bridge.clinicd.course import keep_summaries
 from mqtt_bridge.clinicd.ingest import Ingest
 from mqtt_bridge.clinicd.sender import Hl7Sender
 from mqtt_bridge.clinicd.store import Store
@@ -38,6 +46,12 @@ log = logging.getLogger("clinicd")
 
 ROOM_ID = re.compile(r"^[a-z0-9-]{1,32}$")
 TICK_S = 0.5
+BATCH_MAX = 1000
+"""Messages handled in one transaction at most (the rest wait for the next one)."""
+SUMMARIES_PER_TURN = 4
+"""Sessions summarised per idle turn of the worker (each takes a few milliseconds)."""
+SUMMARIES_EVERY = timedelta(seconds=5)
+"""How often an idle worker looks for ended sessions to summarise."""
 
 
 class ArchiveTopics:
@@ -89,6 +103,9 @@ class Inbound:
     payload: bytes = b""
     response_topic: str | None = None
     correlation: bytes | None = None
+    mid: int = 0  # to acknowledge once handled (QoS 1)
+    qos: int = 0
+    link: int = 0  # which connection it came on
 
 
 def utc_now() -> datetime:
@@ -113,8 +130,12 @@ class ClinicArchive:
         self.sender = Hl7Sender(config.hl7, db_path, now=now) if config.hl7 else None
         self._alive: Callable[[], None] = lambda: None
         m = config.mqtt
+        self._link = 0  # counts connections: a PUBACK belongs to the one its message came on
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=m.client_id, protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2,
+            client_id=m.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
         )
         client.will_set(self.topics.status, b"offline", qos=1, retain=True)
         if m.username:
@@ -175,6 +196,7 @@ class ClinicArchive:
         if reason.is_failure:
             log.error("broker refused the archive: %s", reason)
             return
+        self._link += 1
         client.subscribe([(t, 1) for t in self.topics.subscriptions])
         client.publish(self.topics.status, b"online", qos=1, retain=True)
         log.info("connected to %s:%s", self.config.mqtt.host, self.config.mqtt.port)
@@ -182,11 +204,11 @@ class ClinicArchive:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         what = self.topics.classify(message.topic)
-        if what is None:
+        # a retained command would be replayed on every resubscription
+        if what is None or (what[0] == "command" and message.retain):
+            client.ack(message.mid, message.qos)
             return
         kind, name = what
-        if kind == "command" and message.retain:
-            return  # a retained command would be replayed on every resubscription
         props = getattr(message, "properties", None)
         self._inbox.put(
             Inbound(
@@ -195,6 +217,9 @@ class ClinicArchive:
                 bytes(message.payload),
                 getattr(props, "ResponseTopic", None) if props else None,
                 getattr(props, "CorrelationData", None) if props else None,
+                message.mid,
+                message.qos,
+                self._link,
             )
         )
 
@@ -236,20 +261,79 @@ class ClinicArchive:
             store.close()
 
     def _loop(self, store: Store, archive: Archive, ingest: Ingest) -> None:
+        summaries_due: datetime | None = self._now()
         while True:
-            try:
-                msg = self._inbox.get(timeout=TICK_S)
-            except queue.Empty:
-                msg = None
-            if msg is not None and msg.kind == "stop":
-                return
+            batch, stopping = self._take(0 if summaries_due is None else TICK_S)
             now = self._now()
-            if msg is not None:
-                self._dispatch(msg, ingest, archive, now)
+            if batch:
+                events = sum(m.kind == "event" for m in batch)
+                log.debug(
+                    "handling %d message(s), %d event(s), in one transaction", len(batch), events
+                )
+                with store.batch():
+                    self._handle(batch, ingest, archive, now)
+                self._ack(batch)  # committed: now the broker may forget them
             ingest.tick(now)
+            if stopping:
+                return
             if self.sender is not None:
                 self.sender.enqueue_ended(store)
+            if self._inbox.empty() and (summaries_due is None or now >= summaries_due):
+                # Idle: keep the summaries of ended sessions, a few at a time (a course query
+                # waits for at most these), straight on while there are more.
+                more = keep_summaries(store, SUMMARIES_PER_TURN) == SUMMARIES_PER_TURN
+                summaries_due = None if more else now + SUMMARIES_EVERY
             self._alive()
+
+    def _take(self, wait_s: float) -> tuple[list[Inbound], bool]:
+        """What has arrived (waiting up to ``wait_s`` for the first), up to a stop; and
+        whether a stop came."""
+        batch: list[Inbound] = []
+        try:
+            msg = self._inbox.get(timeout=wait_s) if wait_s > 0 else self._inbox.get_nowait()
+            while True:
+                if msg.kind == "stop":
+                    return batch, True
+                batch.append(msg)
+                if len(batch) >= BATCH_MAX:
+                    break
+                msg = self._inbox.get_nowait()
+        except queue.Empty:
+            pass
+        return batch, False
+
+    def _ack(self, batch: list[Inbound]) -> None:
+        link = self._link
+        for msg in batch:
+            if msg.qos and msg.link == link:
+                self._client.ack(msg.mid, msg.qos)
+
+    def _handle(
+        self, batch: list[Inbound], ingest: Ingest, archive: Archive, now: datetime
+    ) -> None:
+        """Each message in order; a run of events goes to the store together, by room."""
+        run: dict[str, list[dict[str, Any]]] = {}
+        for msg in batch:
+            if msg.kind != "event":
+                for room_id, objs in run.items():
+                    ingest.on_events(room_id, objs, now)
+                run = {}
+                self._dispatch(msg, ingest, archive, now)
+                continue
+            obj = self._json(msg)
+            if obj is not None:
+                run.setdefault(msg.name, []).append(obj)
+        for room_id, objs in run.items():
+            ingest.on_events(room_id, objs, now)
+
+    @staticmethod
+    def _json(msg: Inbound) -> dict[str, Any] | None:
+        try:
+            obj = json.loads(msg.payload)
+        except (ValueError, UnicodeDecodeError):
+            log.warning("%s: a %s that is not JSON was dropped", msg.name, msg.kind)
+            return None
+        return obj if isinstance(obj, dict) else None
 
     def _dispatch(self, msg: Inbound, ingest: Ingest, archive: Archive, now: datetime) -> None:
         if msg.kind == "command":
@@ -268,16 +352,8 @@ class ClinicArchive:
             if msg.payload == b"online":
                 ingest.on_room_online(msg.name, now)
             return
-        try:
-            obj = json.loads(msg.payload)
-        except (ValueError, UnicodeDecodeError):
-            log.warning("%s: a %s that is not JSON was dropped", msg.name, msg.kind)
-            return
-        if not isinstance(obj, dict):
-            return
-        if msg.kind == "event":
-            ingest.on_event(msg.name, obj, now)
-        elif msg.kind == "reply":
+        obj = self._json(msg)
+        if obj is not None and msg.kind == "reply":
             ingest.on_reply(msg.name, obj, now)
 
     def _on_new(self, room_id: str, events: list[Event]) -> None:
