@@ -20,7 +20,6 @@ import logging
 import queue
 import re
 import sqlite3
-import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -40,7 +38,7 @@ from mqtt_bridge.clinicd.ingest import Ingest
 from mqtt_bridge.clinicd.sender import Hl7Sender
 from mqtt_bridge.clinicd.store import Store
 from mqtt_bridge.clinicd.verbs import Archive
-from mqtt_bridge.link import no_delay, read_password
+from mqtt_bridge.link import connect_persistent, new_client, say_offline
 
 log = logging.getLogger("clinicd")
 
@@ -129,25 +127,13 @@ class ClinicArchive:
         self.failure: BaseException | None = None
         self.sender = Hl7Sender(config.hl7, db_path, now=now) if config.hl7 else None
         self._alive: Callable[[], None] = lambda: None
-        m = config.mqtt
         self._link = 0  # counts connections: a PUBACK belongs to the one its message came on
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=m.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
+        client = new_client(
+            config.mqtt, config.mqtt.client_id, status=self.topics.status, manual_ack=True
         )
-        client.will_set(self.topics.status, b"offline", qos=1, retain=True)
-        if m.username:
-            password = read_password(m.password_file) if m.password_file else None
-            client.username_pw_set(m.username, password)
-        if m.tls_ca:
-            client.tls_set(ca_certs=m.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = lambda c, u, f, reason, p: log.warning("disconnected: %s", reason)
         client.on_message = self._on_message
-        client.on_socket_open = no_delay
         self._client = client
 
     # --- lifecycle --------------------------------------------------------------------
@@ -159,16 +145,7 @@ class ClinicArchive:
         self._worker.start()
         if not self._ready.wait(30) or self.failure is not None:
             raise RuntimeError(f"cannot open the archive {self.db_path}: {self.failure}")
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.config.mqtt.session_expiry_s
-        self._client.connect_async(
-            self.config.mqtt.host,
-            self.config.mqtt.port,
-            keepalive=self.config.mqtt.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
-        self._client.loop_start()
+        connect_persistent(self._client, self.config.mqtt)
         if self.sender is not None:
             self.sender.start()
 
@@ -178,15 +155,7 @@ class ClinicArchive:
         self._worker.join(timeout)
         if self.sender is not None:
             self.sender.stop()
-        try:
-            if self._client.is_connected():
-                info = self._client.publish(self.topics.status, b"offline", qos=1, retain=True)
-                info.wait_for_publish(timeout)
-            self._client.disconnect()
-        except (RuntimeError, ValueError) as exc:
-            log.warning("offline status not confirmed: %s", exc)
-        finally:
-            self._client.loop_stop()
+        say_offline(self._client, self.topics.status, timeout)
 
     # --- paho's thread ----------------------------------------------------------------
 
