@@ -63,10 +63,13 @@ class ArchiveTopics:
         self.replies = f"{self.root}/replies"
         self.commands = f"{self.root}/cmd/+"
         self.reply_leaf = f"replies/{client_id}"
+        # A room answers on its general replies as well as on the response topic: across a
+        # site bridge (MQTT 3.1.1, no response topic) that is where the answer comes.
         self.subscriptions = [
             f"{self.rooms}/+/events",
             f"{self.rooms}/+/status",
             f"{self.rooms}/+/{self.reply_leaf}",
+            f"{self.rooms}/+/replies",
             self.commands,
         ]
 
@@ -88,7 +91,13 @@ class ArchiveTopics:
         room_id, _, leaf = topic[len(self.rooms) + 1 :].partition("/")
         if not ROOM_ID.fullmatch(room_id):
             return None
-        kind = {"events": "event", "status": "status", self.reply_leaf: "reply"}.get(leaf)
+        leaves = {
+            "events": "event",
+            "status": "status",
+            self.reply_leaf: "reply",
+            "replies": "reply",
+        }
+        kind = leaves.get(leaf)
         return (kind, room_id) if kind else None
 
 
