@@ -134,11 +134,17 @@ def new_client(
     return client
 
 
-def connect_persistent(client: mqtt.Client, section: MqttSection) -> None:
+def connect_persistent(
+    client: mqtt.Client, section: MqttSection, *, receive_maximum: int | None = None
+) -> None:
     """Connect in the background to the broker session kept for this client id (MQTT 5
-    ``clean_start`` false, the section's expiry); paho reconnects by itself after a loss."""
+    ``clean_start`` false, the section's expiry); paho reconnects by itself after a loss.
+    ``receive_maximum``: how many QoS 1 messages the broker may send before their PUBACKs
+    (else the broker's own limit, Mosquitto's ``max_inflight_messages``: 20)."""
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = section.session_expiry_s
+    if receive_maximum is not None:
+        props.ReceiveMaximum = receive_maximum
     client.connect_async(
         section.host,
         section.port,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,13 +75,19 @@ class Ingest:
         """A live event from a room; whether it was new (see ``on_events``)."""
         return bool(self.on_events(room_id, [obj], now))
 
-    def on_events(self, room_id: str, objs: list[dict[str, Any]], now: datetime) -> int:
-        """Live events from one room, as they arrived; how many were new. A malformed one is
-        logged and dropped (the room's journal still has it: the next fetch brings it)."""
+    def on_events(
+        self, room_id: str, items: Sequence[bytes | dict[str, Any]], now: datetime
+    ) -> int:
+        """Live events from one room as they arrived (payloads, or decoded objects); how many
+        were new. A malformed one is logged and dropped (the room's journal still has it:
+        the next fetch brings it)."""
         events: list[Event] = []
-        for obj in objs:
+        for item in items:
             try:
-                events.append(Event.model_validate(obj))
+                if isinstance(item, bytes):
+                    events.append(Event.model_validate_json(item))
+                else:
+                    events.append(Event.model_validate(item))
             except ValidationError as exc:
                 log.warning("%s: malformed event dropped: %s", room_id, exc.errors()[0]["msg"])
         if not events:

@@ -154,7 +154,9 @@ class ClinicArchive:
         self._worker.start()
         if not self._ready.wait(30) or self.failure is not None:
             raise RuntimeError(f"cannot open the archive {self.db_path}: {self.failure}")
-        connect_persistent(self._client, self.config.mqtt)
+        # The broker may have a whole batch in flight: acknowledged only once committed, 20
+        # at a time (Mosquitto's default) would make every batch 20 events and one fsync.
+        connect_persistent(self._client, self.config.mqtt, receive_maximum=BATCH_MAX)
         if self.sender is not None:
             self.sender.start()
 
@@ -290,28 +292,17 @@ class ClinicArchive:
         self, batch: list[Inbound], ingest: Ingest, archive: Archive, now: datetime
     ) -> None:
         """Each message in order; a run of events goes to the store together, by room."""
-        run: dict[str, list[dict[str, Any]]] = {}
+        run: dict[str, list[bytes]] = {}
         for msg in batch:
-            if msg.kind != "event":
-                for room_id, objs in run.items():
-                    ingest.on_events(room_id, objs, now)
-                run = {}
-                self._dispatch(msg, ingest, archive, now)
+            if msg.kind == "event":
+                run.setdefault(msg.name, []).append(msg.payload)
                 continue
-            obj = self._json(msg)
-            if obj is not None:
-                run.setdefault(msg.name, []).append(obj)
-        for room_id, objs in run.items():
-            ingest.on_events(room_id, objs, now)
-
-    @staticmethod
-    def _json(msg: Inbound) -> dict[str, Any] | None:
-        try:
-            obj = json.loads(msg.payload)
-        except (ValueError, UnicodeDecodeError):
-            log.warning("%s: a %s that is not JSON was dropped", msg.name, msg.kind)
-            return None
-        return obj if isinstance(obj, dict) else None
+            for room_id, payloads in run.items():
+                ingest.on_events(room_id, payloads, now)
+            run = {}
+            self._dispatch(msg, ingest, archive, now)
+        for room_id, payloads in run.items():
+            ingest.on_events(room_id, payloads, now)
 
     def _dispatch(self, msg: Inbound, ingest: Ingest, archive: Archive, now: datetime) -> None:
         if msg.kind == "command":
@@ -330,8 +321,12 @@ class ClinicArchive:
             if msg.payload == b"online":
                 ingest.on_room_online(msg.name, now)
             return
-        obj = self._json(msg)
-        if obj is not None and msg.kind == "reply":
+        try:
+            obj = json.loads(msg.payload)
+        except (ValueError, UnicodeDecodeError):
+            log.warning("%s: a reply that is not JSON was dropped", msg.name)
+            return
+        if isinstance(obj, dict):
             ingest.on_reply(msg.name, obj, now)
 
     def _on_new(self, room_id: str, events: list[Event]) -> None:

@@ -20,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import to_json
+
 from controller.models import Event, iso_utc, parse_utc
 
 SCHEMA = """
@@ -163,7 +165,7 @@ class Store:
             db.executemany(
                 "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (room_id, e.seq, ts, e.session_id, e.type, json.dumps(e.data))
+                    (room_id, e.seq, ts, e.session_id, e.type, to_json(e.data).decode())
                     for e, ts in zip(fresh, stamps, strict=True)
                 ],
             )
