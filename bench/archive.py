@@ -54,6 +54,7 @@ from controller.event_data import EVENT_DATA, PLAN
 from controller.models import Event, iso_utc
 from mqtt_bridge.clinicd.config import CourseSection
 from mqtt_bridge.clinicd.course import keep_summaries
+from mqtt_bridge.clinicd.service import BATCH_MAX
 from mqtt_bridge.clinicd.store import Store
 from mqtt_bridge.clinicd.verbs import Archive
 
@@ -281,14 +282,7 @@ def _stored(db: sqlite3.Connection) -> int:
 def _drain_burst(archive: subprocess.Popen[bytes], client: Client, db: Path, n: int) -> float:
     """Events/s of a running clinicd storing a burst of ``n`` events queued at the broker
     (published while it was stopped): first event stored → last event stored."""
-    payloads = _live_events(n)
-    archive.send_signal(signal.SIGSTOP)
-    try:
-        infos = [client.client.publish(LIVE_TOPIC, p, qos=1) for p in payloads]
-        for info in infos:
-            info.wait_for_publish(60.0)
-    finally:
-        archive.send_signal(signal.SIGCONT)
+    _burst(archive, client, LIVE_TOPIC, n)
     reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         deadline = time.monotonic() + 120.0
@@ -306,6 +300,67 @@ def _drain_burst(archive: subprocess.Popen[bytes], client: Client, db: Path, n: 
     if first is None or end <= first[0]:
         raise BenchError("the burst was stored before it could be timed: raise ingest_n")
     return (n - first[1]) / (end - first[0])
+
+
+DRAIN_TOPIC = "bench/drain/events"
+
+
+def drain_script(port: int, n: int) -> str:
+    """A ``python -c`` program: a bare paho client (MQTT 5, persistent session, the same
+    Receive Maximum as clinicd) that acknowledges each message on arrival and prints
+    ``subscribed``, then the rate of ``n`` messages, first → last."""
+    return (
+        "import os, time, paho.mqtt.client as m\n"
+        "from paho.mqtt.properties import Properties\n"
+        "from paho.mqtt.packettypes import PacketTypes\n"
+        "c = m.Client(m.CallbackAPIVersion.VERSION2, client_id='bench-drain', "
+        "protocol=m.MQTTv5, manual_ack=True)\n"
+        "got = []\n"
+        "def on_message(c, u, msg):\n"
+        "    got.append(time.perf_counter()); c.ack(msg.mid, msg.qos)\n"
+        f"    if len(got) == {n}:\n"
+        f"        print('rate', ({n} - 1) / (got[-1] - got[0]), flush=True); os._exit(0)\n"
+        "c.on_message = on_message\n"
+        f"c.on_subscribe = lambda *a: print('subscribed', flush=True)\n"
+        f"c.on_connect = lambda c, *a: c.subscribe('{DRAIN_TOPIC}', 1)\n"
+        "p = Properties(PacketTypes.CONNECT)\n"
+        f"p.SessionExpiryInterval = 600; p.ReceiveMaximum = {BATCH_MAX}\n"
+        f"c.connect('127.0.0.1', {port}, clean_start=False, properties=p); c.loop_forever()\n"
+    )
+
+
+def _burst(proc: subprocess.Popen[bytes], client: Client, topic: str, n: int) -> None:
+    """Publish ``n`` live events on ``topic`` while ``proc`` is stopped (the broker queues
+    them for its session), then let it go on."""
+    payloads = _live_events(n)
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        infos = [client.client.publish(topic, p, qos=1) for p in payloads]
+        for info in infos:
+            info.wait_for_publish(60.0)
+    finally:
+        proc.send_signal(signal.SIGCONT)
+
+
+def _bare_drain(workdir: Path, port: int, client: Client, n: int) -> float:
+    """The reference: events/s of a bare paho client draining the same burst (the ceiling
+    of a Python paho consumer on this machine now)."""
+    out = workdir / "drain.out"
+    proc = spawn(python_argv(drain_script(port, n)), out)
+    try:
+        deadline = time.monotonic() + 30.0
+        while "subscribed" not in out.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"the drain client did not subscribe: {out.read_text()}")
+            time.sleep(0.01)
+        _burst(proc, client, DRAIN_TOPIC, n)
+        proc.wait(120.0)
+    finally:
+        reap(proc)
+    line = next((x for x in out.read_text().splitlines() if x.startswith("rate ")), None)
+    if line is None:
+        raise BenchError(f"the drain client gave no rate: {out.read_text()[-500:]}")
+    return float(line.split()[1])
 
 
 def _summaries_kept(db: Path, timeout: float) -> None:
@@ -360,6 +415,7 @@ def _over_mqtt(
     try:
         client.expect(_is("clinic/archive/status", b"online")).wait(60.0, "clinicd online")
         live = _drain_burst(archive, client, db, live_n)
+        drain = _bare_drain(workdir, broker.port, client, live_n)
         _summaries_kept(db, 120.0)
         rng = random.Random(7)
         for i in range(queries + 5):
@@ -387,6 +443,7 @@ def _over_mqtt(
         broker.stop()
     return {
         "live": live,
+        "bare_drain": drain,
         "mqtt": summary_ms(lat),
         "echo": summary_ms(echo_lat),
         "clinicd_rss_mb": round(rss / 1024, 1),
@@ -439,6 +496,7 @@ def bench_archive(
         "clinicd_rss_mb": over["clinicd_rss_mb"],
         "reference": {
             "raw_insert_per_txn_per_s": round(raw),
+            "bare_paho_drain_per_s": round(over["bare_drain"]),
             "echo_ms": over["echo"],
             "bare_paho_rss_mb": over["bare_paho_rss_mb"],
         },

@@ -72,6 +72,12 @@ class ArchiveTopics:
             f"{self.rooms}/+/replies",
             self.commands,
         ]
+        self._kinds = {
+            "events": "event",
+            "status": "status",
+            self.reply_leaf: "reply",
+            "replies": "reply",
+        }
 
     def room_cmd(self, room_id: str, verb: str) -> str:
         """A room's command topic."""
@@ -91,13 +97,7 @@ class ArchiveTopics:
         room_id, _, leaf = topic[len(self.rooms) + 1 :].partition("/")
         if not ROOM_ID.fullmatch(room_id):
             return None
-        leaves = {
-            "events": "event",
-            "status": "status",
-            self.reply_leaf: "reply",
-            "replies": "reply",
-        }
-        kind = leaves.get(leaf)
+        kind = self._kinds.get(leaf)
         return (kind, room_id) if kind else None
 
 
@@ -253,9 +253,9 @@ class ClinicArchive:
                 with store.batch():
                     self._handle(batch, ingest, archive, now)
                 self._ack(batch)  # committed: now the broker may forget them
-            ingest.tick(now)
             if stopping:
                 return
+            ingest.tick(now)
             if self.sender is not None:
                 self.sender.enqueue_ended(store)
             if self._inbox.empty() and (summaries_due is None or now >= summaries_due):

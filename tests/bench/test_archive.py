@@ -10,6 +10,7 @@ import pytest
 from bench.archive import bench_archive, room_year, year_fixture
 from bench.infra import reap_all
 from mqtt_bridge.clinicd.config import CourseSection
+from mqtt_bridge.clinicd.course import events_summary
 from mqtt_bridge.clinicd.store import Store
 from mqtt_bridge.clinicd.verbs import Archive
 
@@ -26,6 +27,12 @@ def test_a_generated_course_is_six_sessions_the_archive_summarises(
         course = Archive(store, CourseSection()).course(patients[0])
         assert [s["session_number"] for s in course["sessions"]] == [1, 2, 3, 4, 5, 6]
         assert all(s["bp"] and s["ended_at"] for s in course["sessions"])
+        # Every ended session's summary is kept, as a running archive keeps them, and is the
+        # one its events give.
+        assert store.unsummarized(10) == []
+        for s in course["sessions"]:
+            events = store.session_events(s["session_id"])
+            assert store.kept_summary(s["session_id"]) == events_summary(s["room_id"], events)
         # The fixture holds what room_year generates through the API, seq for seq.
         first = next(room_year("room-00", 14))
         assert [e.seq for e in store.session_events(first[0].session_id or "")] == [
@@ -43,6 +50,7 @@ def test_quick_archive_bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         reap_all()
     assert r["events"] > 1000 and r["patients"] >= 3
     assert r["catch_up_events_per_s"] > 0 and r["live_events_per_s"] > 0
+    assert r["reference"]["bare_paho_drain_per_s"] > 0
     assert r["course_ms"]["n"] == 5 and r["course_direct_ms"]["n"] == 5
     assert 0 < r["course_ms"]["p50_ms"] <= r["course_ms"]["p99_ms"]
     assert r["clinicd_rss_mb"] > r["reference"]["bare_paho_rss_mb"] > 0

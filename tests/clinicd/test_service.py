@@ -185,6 +185,10 @@ def test_topics() -> None:
     assert t.classify("mtl/clinic/archive/cmd/course") == ("command", "course")
     assert t.classify("mtl/clinic/rooms/room-3/events") == ("event", "room-3")
     assert t.classify("mtl/clinic/rooms/room-3/replies/clinicd") == ("reply", "room-3")
+    # the general replies too: across a site bridge no response topic survives
+    assert t.classify("mtl/clinic/rooms/room-3/replies") == ("reply", "room-3")
+    assert t.classify("mtl/clinic/rooms/room-3/replies/tablet-7") is None
+    assert "mtl/clinic/rooms/+/replies" in t.subscriptions
     assert t.classify("mtl/clinic/rooms/room-3/status") == ("status", "room-3")
     assert t.classify("mtl/clinic/rooms/Room 3/events") is None
     assert t.classify("mtl/clinic/rooms/room-3/state") is None
