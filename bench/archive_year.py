@@ -174,8 +174,7 @@ def build_year(path: Path, rooms: int, days: int) -> int:
     store = Store(path)
     try:
         with store.batch():
-            while keep_summaries(store, 1000):
-                pass
+            keep_summaries(store)
     finally:
         store.close()
     return total

@@ -5,9 +5,9 @@ context shows of the previous session: the tracks that played and how the music 
 blood-pressure course, the infusion's outcome.
 
 Decoding a session's ~150 events costs milliseconds, a course six times that: the summary of
-the events is kept in the store (``session_summary``), computed when the worker is idle after
-a session ends or on the first query, and the notes (which change apart from the events) are
-put on it at each query.
+the events is kept in the store (``session_summary``), computed by the idle worker once an
+ended session's events came, or on the first query; the notes (which change apart from the
+events) are put on it at each query.
 """
 
 from __future__ import annotations
@@ -92,10 +92,10 @@ def session_summary(store: Store, session_id: str) -> dict[str, Any] | None:
     return with_notes(summary, store.notes_of(session_id), store.notes_state(session_id))
 
 
-def keep_summaries(store: Store, limit: int) -> int:
-    """Compute and keep the summaries of up to ``limit`` ended sessions that have none (the
-    worker's idle work); how many it did."""
-    ids = store.unsummarized(limit)
+def keep_summaries(store: Store, among: Sequence[str] | None = None) -> int:
+    """Compute and keep the summaries of the ended sessions that have none (all, or those
+    ``among`` these: the worker's idle work); how many it did."""
+    ids = store.unsummarized(among)
     for session_id in ids:
         _kept_or_computed(store, session_id)
     return len(ids)

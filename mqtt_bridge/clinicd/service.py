@@ -23,7 +23,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +48,6 @@ BATCH_MAX = 1000
 """Messages handled in one transaction at most (the rest wait for the next one)."""
 SUMMARIES_PER_TURN = 4
 """Sessions summarised per idle turn of the worker (each takes a few milliseconds)."""
-SUMMARIES_EVERY = timedelta(seconds=5)
-"""How often an idle worker looks for ended sessions to summarise."""
 
 
 class ArchiveTopics:
@@ -137,6 +135,7 @@ class ClinicArchive:
         self.sender = Hl7Sender(config.hl7, db_path, now=now) if config.hl7 else None
         self._alive: Callable[[], None] = lambda: None
         self._link = 0  # counts connections: a PUBACK belongs to the one its message came on
+        self._unsummarized: set[str] = set()  # sessions with new events (the worker's)
         client = new_client(
             config.mqtt, config.mqtt.client_id, status=self.topics.status, manual_ack=True
         )
@@ -231,6 +230,7 @@ class ClinicArchive:
             resync_s=a.resync_s,
             on_new=self._on_new,
         )
+        self._unsummarized = set(store.unsummarized())
         self._ready.set()
         try:
             self._loop(store, archive, ingest)
@@ -241,9 +241,8 @@ class ClinicArchive:
             store.close()
 
     def _loop(self, store: Store, archive: Archive, ingest: Ingest) -> None:
-        summaries_due: datetime | None = self._now()
         while True:
-            batch, stopping = self._take(0 if summaries_due is None else TICK_S)
+            batch, stopping = self._take(0 if self._unsummarized else TICK_S)
             now = self._now()
             if batch:
                 events = sum(m.kind == "event" for m in batch)
@@ -258,11 +257,11 @@ class ClinicArchive:
             ingest.tick(now)
             if self.sender is not None:
                 self.sender.enqueue_ended(store)
-            if self._inbox.empty() and (summaries_due is None or now >= summaries_due):
-                # Idle: keep the summaries of ended sessions, a few at a time (a course query
-                # waits for at most these), straight on while there are more.
-                more = keep_summaries(store, SUMMARIES_PER_TURN) == SUMMARIES_PER_TURN
-                summaries_due = None if more else now + SUMMARIES_EVERY
+            if self._unsummarized and self._inbox.empty():
+                # Idle: keep the summaries of sessions that had new events (the ended ones),
+                # a few at a time: a course query waits for at most these.
+                n = min(SUMMARIES_PER_TURN, len(self._unsummarized))
+                keep_summaries(store, [self._unsummarized.pop() for _ in range(n)])
             self._alive()
 
     def _take(self, wait_s: float) -> tuple[list[Inbound], bool]:
@@ -330,5 +329,6 @@ class ClinicArchive:
             ingest.on_reply(msg.name, obj, now)
 
     def _on_new(self, room_id: str, events: list[Event]) -> None:
+        self._unsummarized.update(e.session_id for e in events if e.session_id is not None)
         if self.sender is not None and any(e.type == "session_ended" for e in events):
             self.sender.wake()

@@ -292,14 +292,22 @@ class Store:
             (session_id, events, json.dumps(summary)),
         )
 
-    def unsummarized(self, limit: int) -> list[str]:
-        """Ended sessions with no kept summary (new, or events came since), at most ``limit``."""
-        rows = self._db.execute(
+    def unsummarized(self, among: Sequence[str] | None = None) -> list[str]:
+        """Ended sessions with no kept summary (new, or events came since): all of them, or
+        those ``among`` these."""
+        sql = (
             "SELECT session_id FROM sessions s WHERE ended_at IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM summaries m WHERE m.session_id = s.session_id) LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [r[0] for r in rows]
+            "(SELECT 1 FROM summaries m WHERE m.session_id = s.session_id)"
+        )
+        if among is None:
+            return [r[0] for r in self._db.execute(sql).fetchall()]
+        out: list[str] = []
+        for i in range(0, len(among), 500):  # SQLite's limit on bound parameters
+            part = among[i : i + 500]
+            marks = ", ".join("?" * len(part))
+            rows = self._db.execute(f"{sql} AND session_id IN ({marks})", part).fetchall()
+            out += [r[0] for r in rows]
+        return out
 
     # --- sessions and notes -----------------------------------------------------------
 

@@ -28,7 +28,7 @@ def test_a_generated_course_is_six_sessions_the_archive_summarises(
         assert all(s["bp"] and s["ended_at"] for s in course["sessions"])
         # Every ended session's summary is kept, as a running archive keeps them, and is the
         # one its events give.
-        assert store.unsummarized(10) == []
+        assert store.unsummarized() == []
         for s in course["sessions"]:
             events = store.session_events(s["session_id"])
             assert store.kept_summary(s["session_id"]) == events_summary(s["room_id"], events)

@@ -97,7 +97,8 @@ def test_the_kept_summary_is_the_summary_recomputed_from_the_events(tmp_path: Pa
         assert fast == recomputed(session_id)
         assert json.dumps(fast) == json.dumps(recomputed(session_id))  # the same order too
 
-    assert keep_summaries(store, 10) == 2 and store.unsummarized(10) == []
+    assert keep_summaries(store, ["s2", "nope"]) == 1 and store.unsummarized() == ["s1"]
+    assert keep_summaries(store) == 1 and store.unsummarized() == []
     for session_id in ("s1", "s2"):
         assert store.kept_summary(session_id) is not None
         same(session_id)

@@ -125,6 +125,8 @@ def test_a_new_room_is_listed_and_its_gaps_and_notes_fetched(
         store = Store(archive.db_path)
         wait_until(lambda: len(store.events_of("room-9")) == len(journal), 15, "the gap fetched")
         assert store.events_of("room-9") == journal
+        # The ended session's summary is kept by the idle worker, before anyone asks.
+        wait_until(lambda: store.kept_summary("v2-s1") is not None, 10, "summary kept")
         session = client.ok("session", session_id="v2-s1")
         wait_until(lambda: store.notes_state("v2-s1") == "fetched", 15, "notes fetched")
         session = client.ok("session", session_id="v2-s1")

@@ -139,11 +139,12 @@ def test_a_kept_summary_is_stale_once_its_session_has_another_event(tmp_path: Pa
     store = Store(tmp_path / "x.sqlite")
     events = session_events("s1", 1)
     store.add_events("room-3", events[:-1])
-    assert store.unsummarized(10) == []  # not ended: summarised only when asked
+    assert store.unsummarized() == []  # not ended: summarised only when asked
     store.add_events("room-3", events[-1:])
-    assert store.unsummarized(10) == ["s1"]
+    assert store.unsummarized() == ["s1"] == store.unsummarized(["s1", "s9"])
+    assert store.unsummarized(["s9"]) == []
     store.keep_summary("s1", len(events), {"events": len(events)})
-    assert store.unsummarized(10) == []
+    assert store.unsummarized() == []
     assert store.kept_summary("s1") == {"events": len(events)}
     # Another process kept one from fewer events than are stored now: not used.
     store.keep_summary("s1", len(events) - 1, {"events": len(events) - 1})
@@ -151,4 +152,4 @@ def test_a_kept_summary_is_stale_once_its_session_has_another_event(tmp_path: Pa
     store.keep_summary("s1", len(events), {"events": len(events)})
     late = event(len(events) + 1, "report_ready", "s1", path="/x", summary={})
     store.add_events("room-3", [late])  # a late event drops it: summarised again when idle
-    assert store.kept_summary("s1") is None and store.unsummarized(10) == ["s1"]
+    assert store.kept_summary("s1") is None and store.unsummarized() == ["s1"]
