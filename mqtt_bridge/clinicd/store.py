@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     notes_state TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_patient ON sessions (patient_ref, started_at);
+-- the few sessions whose notes are still to fetch: the worker asks on every turn
+CREATE INDEX IF NOT EXISTS sessions_notes_due ON sessions (room_id) WHERE notes_state IS NULL;
 CREATE TABLE IF NOT EXISTS notes (
     session_id TEXT NOT NULL,
     note_id TEXT NOT NULL,
