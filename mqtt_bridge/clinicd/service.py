@@ -46,6 +46,8 @@ ROOM_ID = re.compile(r"^[a-z0-9-]{1,32}$")
 TICK_S = 0.5
 BATCH_MAX = 1000
 """Messages handled in one transaction at most (the rest wait for the next one)."""
+IDLE_S = 0.05
+"""Nothing arrived for this long: the worker is idle (and may keep summaries)."""
 SUMMARIES_PER_TURN = 4
 """Sessions summarised per idle turn of the worker (each takes a few milliseconds)."""
 
@@ -242,7 +244,7 @@ class ClinicArchive:
 
     def _loop(self, store: Store, archive: Archive, ingest: Ingest) -> None:
         while True:
-            batch, stopping = self._take(0 if self._unsummarized else TICK_S)
+            batch, stopping = self._take(IDLE_S if self._unsummarized else TICK_S)
             now = self._now()
             if batch:
                 events = sum(m.kind == "event" for m in batch)
@@ -257,9 +259,10 @@ class ClinicArchive:
             ingest.tick(now)
             if self.sender is not None:
                 self.sender.enqueue_ended(store)
-            if self._unsummarized and self._inbox.empty():
-                # Idle: keep the summaries of sessions that had new events (the ended ones),
-                # a few at a time: a course query waits for at most these.
+            if self._unsummarized and not batch:
+                # Idle (nothing came for IDLE_S: not in the middle of a burst, whose paho
+                # thread would wait for the GIL): keep the summaries of sessions that had new
+                # events (the ended ones), a few at a time: a query waits for at most these.
                 n = min(SUMMARIES_PER_TURN, len(self._unsummarized))
                 keep_summaries(store, [self._unsummarized.pop() for _ in range(n)])
             self._alive()
