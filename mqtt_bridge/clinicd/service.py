@@ -247,10 +247,10 @@ class ClinicArchive:
             batch, stopping = self._take(IDLE_S if self._unsummarized else TICK_S)
             now = self._now()
             if batch:
-                events = sum(m.kind == "event" for m in batch)
-                log.debug(
-                    "handling %d message(s), %d event(s), in one transaction", len(batch), events
-                )
+                if log.isEnabledFor(logging.DEBUG):
+                    events = sum(m.kind == "event" for m in batch)
+                    log.debug("handling %d message(s), %d event(s), in one transaction",
+                              len(batch), events)  # fmt: skip
                 with store.batch():
                     self._handle(batch, ingest, archive, now)
                 self._ack(batch)  # committed: now the broker may forget them
