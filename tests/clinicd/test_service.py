@@ -205,6 +205,8 @@ def test_an_event_is_acknowledged_only_once_committed(
     ``events`` verb here, so the broker's redelivery is the only way back."""
     arch = archive()
     clinician.wait_for(clinician.online, 20, "archive online")
+    # A command answered: the worker has handled what came before it (its connection).
+    assert clinician.ok("rooms") == {"rooms": []}
     journal = session_events("s1", 1)
     # The archive's writer waits behind this lock: what it takes in cannot be committed.
     lock = sqlite3.connect(arch.db, isolation_level=None)
