@@ -242,7 +242,7 @@ class Driver:
             self._thread.join(5.0)
 
 
-def _archive(workdir: Path, site: str, port: int) -> tuple[subprocess.Popen[bytes], Path]:
+def start_archive(workdir: Path, site: str, port: int) -> tuple[subprocess.Popen[bytes], Path]:
     """A clinicd for ``site``'s namespace on the central broker; (process, its database)."""
     workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "clinicd.toml"
@@ -304,7 +304,7 @@ def bench_bridge(
             on_message=seen_central.central,
         )  # fmt: skip
         clients.append(tablet)
-        archives = [_archive(workdir / f"archive-{s}", s, central.port) for s in SITES]
+        archives = [start_archive(workdir / f"archive-{s}", s, central.port) for s in SITES]
         site_clients: dict[str, Client] = {}
         for name in SITES:
             ups = watcher.expect(bridge_state(name, b"1"))

@@ -456,7 +456,8 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 f"{r['events']} events ({r['rooms']} rooms × {r['days']} d, {r['db_mb']:.0f} MB): "
                 f"ingest catch-up {r['catch_up_events_per_s']} ev/s, live "
                 f"{r['live_events_per_s']} ev/s",
-                f"bare INSERT, one FULL txn each: {ref['raw_insert_per_txn_per_s']} rows/s",
+                f"bare INSERT, one FULL txn each: {ref['raw_insert_per_txn_per_s']} rows/s; "
+                f"bare paho drain: {ref['bare_paho_drain_per_s']} msg/s",
             ],
             [
                 "",

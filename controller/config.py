@@ -446,11 +446,11 @@ def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMo
     return current
 
 
-def _describe(error: Any) -> str:
+def _describe(model: type[BaseModel], error: Any) -> str:
     loc: tuple[int | str, ...] = tuple(error["loc"])
     key = ".".join(str(p) for p in loc) or "(top level)"
     if error["type"] == "extra_forbidden":
-        section = _model_at(Config, loc[:-1])
+        section = _model_at(model, loc[:-1])
         hint = ""
         if section is not None:
             close = difflib.get_close_matches(str(loc[-1]), list(section.model_fields), n=1)
@@ -464,30 +464,42 @@ def _describe(error: Any) -> str:
     return f"{key}: {error['msg']} (got {error.get('input')!r})"
 
 
+def describe_errors(model: type[BaseModel], exc: ValidationError) -> list[str]:
+    """One line per bad key of a ``model`` document: the dotted key and what is wrong with it
+    (an unknown key names the closest known one)."""
+    return [_describe(model, e) for e in exc.errors()]
+
+
 def parse_config(data: dict[str, Any], path: str = "<config>") -> Config:
     """Validate an already-parsed TOML document; raise ConfigError listing every bad key."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(path, [_describe(e) for e in exc.errors()]) from None
+        raise ConfigError(path, describe_errors(Config, exc)) from None
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate ``roomd.toml``; raise ConfigError listing every bad key."""
+UNREADABLE: dict[type[OSError], str] = {
+    FileNotFoundError: "file not found",
+    PermissionError: "permission denied",
+    IsADirectoryError: "is a directory, not a file",
+}
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file's document; ConfigError naming the file and why it cannot be read."""
     name = str(path)
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(name, ["file not found"]) from None
-    except PermissionError:
-        raise ConfigError(name, ["permission denied"]) from None
-    except IsADirectoryError:
-        raise ConfigError(name, ["is a directory, not a file"]) from None
+            return tomllib.load(fh)
     except OSError as exc:
-        raise ConfigError(name, [f"cannot be read: {exc.strerror}"]) from None
+        problem = UNREADABLE.get(type(exc), f"cannot be read: {exc.strerror}")
+        raise ConfigError(name, [problem]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(name, [f"not UTF-8 text (byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(name, [f"not valid TOML: {exc}"]) from None
-    return parse_config(data, name)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate ``roomd.toml``; raise ConfigError listing every bad key."""
+    return parse_config(read_toml(path), str(path))

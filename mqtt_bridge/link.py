@@ -97,12 +97,7 @@ def read_password(path: str) -> str:
 def probe_broker(section: MqttSection, client_id: str, timeout: float) -> str | None:
     """Connect once with the room's settings; None when the broker accepted, else why not."""
     answer: queue.Queue[str] = queue.Queue()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    if section.username:
-        password = read_password(section.password_file) if section.password_file else None
-        client.username_pw_set(section.username, password)
-    if section.tls_ca:
-        client.tls_set(ca_certs=section.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client = new_client(section, client_id)
     client.on_connect = lambda c, u, f, rc, p: answer.put(str(rc))
     try:
         client.connect_async(section.host, section.port, keepalive=10)
@@ -114,6 +109,64 @@ def probe_broker(section: MqttSection, client_id: str, timeout: float) -> str | 
         client.disconnect()
         client.loop_stop()
     return None if rc == "Success" else f"refused the room: {rc}"
+
+
+def new_client(
+    section: MqttSection, client_id: str, *, status: str | None = None, manual_ack: bool = False
+) -> mqtt.Client:
+    """A paho MQTT 5 client with the section's credentials and TLS, Nagle off, reconnecting
+    by itself; with ``status``, its last will says ``offline`` there (retained)."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    if status is not None:
+        client.will_set(status, b"offline", qos=1, retain=True)
+    if section.username:
+        password = read_password(section.password_file) if section.password_file else None
+        client.username_pw_set(section.username, password)
+    if section.tls_ca:
+        client.tls_set(ca_certs=section.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    client.on_socket_open = no_delay
+    return client
+
+
+def connect_persistent(
+    client: mqtt.Client, section: MqttSection, *, receive_maximum: int | None = None
+) -> None:
+    """Connect in the background to the broker session kept for this client id (MQTT 5
+    ``clean_start`` false, the section's expiry); paho reconnects by itself after a loss.
+    ``receive_maximum``: how many QoS 1 messages the broker may send before their PUBACKs
+    (else the broker's own limit, Mosquitto's ``max_inflight_messages``: 20)."""
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = section.session_expiry_s
+    if receive_maximum is not None:
+        props.ReceiveMaximum = receive_maximum
+    client.connect_async(
+        section.host,
+        section.port,
+        keepalive=section.keepalive_s,
+        clean_start=False,
+        properties=props,
+    )
+    client.loop_start()
+
+
+def say_offline(client: mqtt.Client, status: str, timeout: float) -> None:
+    """Publish ``offline`` (retained) at ``status`` if connected, disconnect, and stop the
+    network thread (a clean stop: the last will is for the other kind)."""
+    try:
+        if client.is_connected():
+            info = client.publish(status, b"offline", qos=1, retain=True)
+            info.wait_for_publish(timeout)
+        client.disconnect()
+    except (RuntimeError, ValueError) as exc:
+        log.warning("offline status not confirmed: %s", exc)
+    finally:
+        client.loop_stop()
 
 
 class MqttLink:
@@ -138,52 +191,23 @@ class MqttLink:
         # The clinic broker's message_size_limit is the contract's 64 KiB; a smaller Maximum
         # Packet Size in the CONNACK lowers it.
         self.max_payload = MAX_PAYLOAD_BYTES
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"roomd-{topics.room_id}",
-            protocol=mqtt.MQTTv5,
-        )
-        client.will_set(topics.status, b"offline", qos=1, retain=True)
-        if section.username:
-            password = read_password(section.password_file) if section.password_file else None
-            client.username_pw_set(section.username, password)
-        if section.tls_ca:
-            client.tls_set(ca_certs=section.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client = new_client(section, client_id or f"roomd-{topics.room_id}", status=topics.status)
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
-        client.on_socket_open = no_delay
         self._client = client
 
     # --- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
         """Connect in the background; paho reconnects by itself after a loss."""
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self._section.session_expiry_s
-        self._client.connect_async(
-            self._section.host,
-            self._section.port,
-            keepalive=self._section.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
-        self._client.loop_start()
+        connect_persistent(self._client, self._section)
 
     def stop(self, timeout: float = 3.0) -> None:
         """Say ``offline`` (retained), disconnect, and stop the network thread."""
-        try:
-            if self._client.is_connected():
-                info = self._client.publish(self._topics.status, b"offline", qos=1, retain=True)
-                info.wait_for_publish(timeout)
-            self._client.disconnect()
-        except (RuntimeError, ValueError) as exc:
-            log.warning("offline status not confirmed: %s", exc)
-        finally:
-            self._client.loop_stop()
+        say_offline(self._client, self._topics.status, timeout)
 
     # --- the ClinicLink port ------------------------------------------------------------
 

@@ -40,9 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def config_failed(exc: ConfigError) -> int:
-    """Say every bad key on stderr, naming the file; the exit code 2."""
-    for problem in exc.problems:
-        print(f"{exc.path}: {problem}", file=sys.stderr)
+    """Say every bad key on stderr, naming the file (one line each); the exit code 2."""
+    print(exc, file=sys.stderr)
     return 2
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, ValidationError
 
-from controller.config import MqttSection, Section, _model_at
+from controller.config import MqttSection, Section, describe_errors, read_toml
 from controller.errors import ConfigError
 
 DEFAULT_DB_NAME = "archive.sqlite"
@@ -66,46 +64,14 @@ class ClinicdConfig(Section):
         return Path(self.archive.db) if self.archive.db else Path(data_dir) / DEFAULT_DB_NAME
 
 
-UNREADABLE: dict[type[Exception], str] = {
-    FileNotFoundError: "file not found",
-    PermissionError: "permission denied",
-    IsADirectoryError: "is a directory, not a file",
-}
-
-
-def _problem(error: Any) -> str:
-    """One line for one pydantic error: the dotted key and what is wrong with it."""
-    loc: tuple[int | str, ...] = tuple(error["loc"])
-    key = ".".join(str(p) for p in loc) or "(top level)"
-    if error["type"] == "extra_forbidden":
-        section = _model_at(ClinicdConfig, loc[:-1])
-        known = list(section.model_fields) if section is not None else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        return f"{key}: unknown key" + (f" (did you mean '{close[0]}'?)" if close else "")
-    if error["type"] == "missing":
-        return f"{key}: required key is missing"
-    return f"{key}: {error['msg']} (got {error.get('input')!r})"
-
-
 def parse_config(data: dict[str, Any], path: str = "<config>") -> ClinicdConfig:
     """Validate a parsed TOML document; raise ConfigError listing every bad key."""
     try:
         return ClinicdConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(path, [_problem(e) for e in exc.errors()]) from None
+        raise ConfigError(path, describe_errors(ClinicdConfig, exc)) from None
 
 
 def load_config(path: str | Path) -> ClinicdConfig:
     """Read and validate ``clinicd.toml``; raise ConfigError listing every bad key."""
-    name = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_text("utf-8"))
-    except OSError as exc:
-        raise ConfigError(
-            name, [UNREADABLE.get(type(exc), f"cannot be read: {exc.strerror}")]
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(name, [f"not UTF-8 text (byte {exc.start})"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(name, [f"not valid TOML: {exc}"]) from None
-    return parse_config(data, name)
+    return parse_config(read_toml(path), str(path))

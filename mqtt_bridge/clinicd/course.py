@@ -3,6 +3,11 @@
 The contract's session summary (``course`` / ``session`` verbs) plus what the tablet's rolling
 context shows of the previous session: the tracks that played and how the music ended, the
 blood-pressure course, the infusion's outcome.
+
+Decoding a session's ~150 events costs milliseconds, a course six times that: the summary of
+the events is kept in the store (``session_summary``), computed by the idle worker once an
+ended session's events came, or on the first query; the notes (which change apart from the
+events) are put on it at each query.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Any
 
 from controller.models import Event, iso_utc
 from mqtt_bridge.clinicd.record import session_record
+from mqtt_bridge.clinicd.store import Store
 
 PLAN_KEYS = ("music_mode", "playlist", "guidance")
 """What ``choose`` (event ``plan_amended``) may change after the plan."""
@@ -64,6 +70,52 @@ def summarize_session(
     notes_state: str | None = None,
 ) -> dict[str, Any]:
     """The contract's session summary (and the rolling context's extras) of one session."""
+    return with_notes(events_summary(room_id, events), notes, notes_state)
+
+
+def with_notes(
+    summary: dict[str, Any], notes: Sequence[dict[str, Any]], notes_state: str | None
+) -> dict[str, Any]:
+    """A session's summary with these notes (in the place the summary keeps for them)."""
+    return summary | {
+        "notes": [{k: n.get(k) for k in ("kind", "by", "ts", "text")} for n in notes],
+        "notes_status": notes_state or "pending",
+    }
+
+
+def session_summary(store: Store, session_id: str) -> dict[str, Any] | None:
+    """A session's summary with its notes, None if the archive has no event of it: the kept
+    summary of its events if it is current, else one computed now (and kept)."""
+    summary = _kept_or_computed(store, session_id)
+    if summary is None:
+        return None
+    return with_notes(summary, store.notes_of(session_id), store.notes_state(session_id))
+
+
+def keep_summaries(store: Store, among: Sequence[str] | None = None) -> int:
+    """Compute and keep the summaries of the ended sessions that have none (all, or those
+    ``among`` these: the worker's idle work); how many it did."""
+    ids = store.unsummarized(among)
+    for session_id in ids:
+        _kept_or_computed(store, session_id)
+    return len(ids)
+
+
+def _kept_or_computed(store: Store, session_id: str) -> dict[str, Any] | None:
+    summary = store.kept_summary(session_id)
+    if summary is not None:
+        return summary
+    room = store.session_room(session_id)
+    events = store.session_events(session_id) if room else []
+    if room is None or not events:
+        return None
+    summary = events_summary(room, events)
+    store.keep_summary(session_id, len(events), summary)
+    return summary
+
+
+def events_summary(room_id: str, events: Sequence[Event]) -> dict[str, Any]:
+    """A session's summary from its events alone (its notes left empty, ``pending``)."""
     rec = session_record(events)
     last = {e.type: e for e in events}
     nibp = rec["nibp"]
@@ -80,8 +132,8 @@ def summarize_session(
         "end_reason": rec["end_reason"],
         **chosen(events),
         "dose": _stamped(dose) if dose is not None else None,
-        "notes": [{k: n.get(k) for k in ("kind", "by", "ts", "text")} for n in notes],
-        "notes_status": notes_state or "pending",
+        "notes": [],
+        "notes_status": "pending",
         "side_effects": [_stamped(e) for e in events if e.type == "side_effects_recorded"],
         "adverse_events": [_stamped(e) for e in events if e.type == "adverse_event_recorded"],
         "bp_baseline": _bp(baseline),

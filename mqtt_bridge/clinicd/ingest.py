@@ -3,7 +3,8 @@
 Runs on the archive's one worker thread. It never talks to MQTT itself: it asks ``send``
 to put a command to a room (``events`` or ``notes``) and is handed the reply when it comes.
 
-- A live event is stored by ``(room_id, seq)``; a duplicate is ignored.
+- A live event is stored by ``(room_id, seq)``; a duplicate is ignored. The worker hands
+  over what has arrived together (``on_events``), to be written in one transaction.
 - When a room's stored events are not contiguous from 1 (a gap, or a room first seen
   mid-journal), the archive asks the room for ``events`` from the first missing seq, page by
   page, until the room's ``last_seq``. Whatever the room does not return, it does not have
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,16 +72,29 @@ class Ingest:
     # --- what arrives -----------------------------------------------------------------
 
     def on_event(self, room_id: str, obj: dict[str, Any], now: datetime) -> bool:
-        """A live event from a room; whether it was new. A malformed one is logged and
-        dropped (the room's journal still has it: the next fetch brings it)."""
-        try:
-            event = Event.model_validate(obj)
-        except ValidationError as exc:
-            log.warning("%s: malformed event dropped: %s", room_id, exc.errors()[0]["msg"])
-            return False
-        new = self._store(room_id, [event])
+        """A live event from a room; whether it was new (see ``on_events``)."""
+        return bool(self.on_events(room_id, [obj], now))
+
+    def on_events(
+        self, room_id: str, items: Sequence[bytes | dict[str, Any]], now: datetime
+    ) -> int:
+        """Live events from one room as they arrived (payloads, or decoded objects); how many
+        were new. A malformed one is logged and dropped (the room's journal still has it:
+        the next fetch brings it)."""
+        events: list[Event] = []
+        for item in items:
+            try:
+                if isinstance(item, bytes):
+                    events.append(Event.model_validate_json(item))
+                else:
+                    events.append(Event.model_validate(item))
+            except ValidationError as exc:
+                log.warning("%s: malformed event dropped: %s", room_id, exc.errors()[0]["msg"])
+        if not events:
+            return 0
+        new = self._store(room_id, events)
         self._fetch_if_incomplete(room_id, now)
-        return bool(new)
+        return len(new)
 
     def on_reply(self, room_id: str, reply: dict[str, Any], now: datetime) -> None:
         """A room's reply to one of our commands (others are ignored)."""

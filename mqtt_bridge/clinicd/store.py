@@ -2,19 +2,25 @@
 
 One ``Store`` per thread (SQLite connections are not shared); WAL lets the HL7 sender read
 and write while the ingest thread writes. ``synchronous=FULL``: an event the archive has
-stored survives a power cut, so it never needs to be fetched twice.
+stored survives a power cut, so it never needs to be fetched twice. The worker writes what has
+arrived in one transaction (``batch``): one commit, one fsync, however many events.
+
+``summaries`` keeps each session's summary as computed from its events, with the number of
+events it was computed from: events are only ever added, so a different count means stale.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from pydantic_core import to_json
 
 from controller.models import Event, iso_utc, parse_utc
 
@@ -46,6 +52,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     notes_state TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_patient ON sessions (patient_ref, started_at);
+-- the few sessions whose notes are still to fetch: the worker asks on every turn
+CREATE INDEX IF NOT EXISTS sessions_notes_due ON sessions (room_id) WHERE notes_state IS NULL;
 CREATE TABLE IF NOT EXISTS notes (
     session_id TEXT NOT NULL,
     note_id TEXT NOT NULL,
@@ -54,6 +62,12 @@ CREATE TABLE IF NOT EXISTS notes (
     ts TEXT,
     text TEXT NOT NULL,
     PRIMARY KEY (session_id, note_id)
+);
+-- a session's summary from its events (course.py), kept so a course query decodes no events
+CREATE TABLE IF NOT EXISTS summaries (
+    session_id TEXT PRIMARY KEY,
+    events INTEGER NOT NULL,  -- the events it was computed from: another count is stale
+    summary TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox (
     session_id TEXT PRIMARY KEY,
@@ -110,7 +124,17 @@ class Store:
         self._db.close()
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Everything written inside is one transaction: committed (and synced) once, at the
+        end, or not at all."""
+        with self._tx():
+            yield
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self._db.in_transaction:  # inside batch(): the outer one commits or rolls back
+            yield self._db
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -123,60 +147,80 @@ class Store:
 
     def add_events(self, room_id: str, events: Iterable[Event]) -> list[Event]:
         """Store each event not stored yet (by ``(room_id, seq)``); the new ones, in order."""
-        new: list[Event] = []
+        new: dict[int, Event] = {}
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO rooms (room_id) VALUES (?)", (room_id,))
             for e in events:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)",
-                    (room_id, e.seq, iso_utc(e.ts), e.session_id, e.type, json.dumps(e.data)),
-                )
-                if cur.rowcount:
-                    new.append(e)
-                    self._index_session(db, room_id, e)
-            if new:
-                last = max(iso_utc(e.ts) for e in new)
-                db.execute(
-                    "UPDATE rooms SET last_event_at = max(coalesce(last_event_at, ''), ?) "
-                    "WHERE room_id = ?",
-                    (last, room_id),
-                )
-            self._advance(db, room_id)
-        return sorted(new, key=lambda e: e.seq)
+                new.setdefault(e.seq, e)
+            if not new:
+                return []
+            stored = db.execute(
+                "SELECT seq FROM events WHERE room_id = ? AND seq BETWEEN ? AND ?",
+                (room_id, min(new), max(new)),
+            )
+            for (seq,) in stored:
+                new.pop(seq, None)
+            fresh = [new[seq] for seq in sorted(new)]
+            if not fresh:
+                return []
+            stamps = [iso_utc(e.ts) for e in fresh]
+            db.executemany(
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (room_id, e.seq, ts, e.session_id, e.type, to_json(e.data).decode())
+                    for e, ts in zip(fresh, stamps, strict=True)
+                ],
+            )
+            self._index_sessions(db, room_id, fresh, stamps)
+            db.execute(
+                "UPDATE rooms SET last_event_at = max(coalesce(last_event_at, ''), ?) "
+                "WHERE room_id = ?",
+                (max(stamps), room_id),
+            )
+            self._advance(db, room_id, new)
+        return fresh
 
     @staticmethod
-    def _index_session(db: sqlite3.Connection, room_id: str, e: Event) -> None:
-        """Keep the sessions table in step with the events that define a session."""
-        if e.session_id is None:
-            return
-        db.execute(
+    def _index_sessions(
+        db: sqlite3.Connection, room_id: str, events: Sequence[Event], stamps: Sequence[str]
+    ) -> None:
+        """Keep the sessions table in step with the events that define a session, and drop
+        the kept summary of every session that has new events."""
+        sessions = {e.session_id for e in events if e.session_id is not None}
+        db.executemany(
             "INSERT OR IGNORE INTO sessions (session_id, room_id) VALUES (?, ?)",
-            (e.session_id, room_id),
+            [(sid, room_id) for sid in sessions],
         )
-        ts = iso_utc(e.ts)
-        if e.type == "session_started":
-            plan = e.data.get("plan") or {}
-            db.execute(
-                "UPDATE sessions SET patient_ref = ?, started_at = ? WHERE session_id = ?",
-                (plan.get("patient_ref"), ts, e.session_id),
-            )
-        elif e.type == "session_ended":
-            db.execute(
-                "UPDATE sessions SET ended_at = ?, notes_state = NULL WHERE session_id = ?",
-                (ts, e.session_id),
-            )
-        elif e.type == "note_recorded":
-            db.execute(
-                "UPDATE sessions SET noted = 1, notes_state = NULL WHERE session_id = ?",
-                (e.session_id,),
-            )
+        db.executemany("DELETE FROM summaries WHERE session_id = ?", [(s,) for s in sessions])
+        for e, ts in zip(events, stamps, strict=True):
+            if e.session_id is None:
+                continue
+            if e.type == "session_started":
+                plan = e.data.get("plan") or {}
+                db.execute(
+                    "UPDATE sessions SET patient_ref = ?, started_at = ? WHERE session_id = ?",
+                    (plan.get("patient_ref"), ts, e.session_id),
+                )
+            elif e.type == "session_ended":
+                db.execute(
+                    "UPDATE sessions SET ended_at = ?, notes_state = NULL WHERE session_id = ?",
+                    (ts, e.session_id),
+                )
+            elif e.type == "note_recorded":
+                db.execute(
+                    "UPDATE sessions SET noted = 1, notes_state = NULL WHERE session_id = ?",
+                    (e.session_id,),
+                )
 
     @staticmethod
-    def _advance(db: sqlite3.Connection, room_id: str) -> None:
-        """Move ``complete_through`` over every contiguous stored seq after it."""
+    def _advance(db: sqlite3.Connection, room_id: str, new: Container[int] | None = None) -> None:
+        """Move ``complete_through`` over every contiguous stored seq after it (only new seqs
+        given: nothing to do unless the first missing one is among them)."""
         (through,) = db.execute(
             "SELECT complete_through FROM rooms WHERE room_id = ?", (room_id,)
         ).fetchone()
+        if new is not None and through + 1 not in new:
+            return
         for (seq,) in db.execute(
             "SELECT seq FROM events WHERE room_id = ? AND seq > ? ORDER BY seq",
             (room_id, through),
@@ -228,6 +272,44 @@ class Store:
             Event(seq=s, ts=parse_utc(ts), session_id=sid, type=t, data=json.loads(d))
             for s, ts, sid, t, d in rows
         ]
+
+    # --- kept summaries ---------------------------------------------------------------
+
+    def kept_summary(self, session_id: str) -> dict[str, Any] | None:
+        """A session's kept summary if it was computed from every event now stored, else None."""
+        row = self._db.execute(
+            "SELECT events, summary FROM summaries WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        (count,) = self._db.execute(
+            "SELECT count(*) FROM events WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return json.loads(row[1]) if count == row[0] else None
+
+    def keep_summary(self, session_id: str, events: int, summary: dict[str, Any]) -> None:
+        """Keep a session's summary, computed from ``events`` events."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO summaries VALUES (?, ?, ?)",
+            (session_id, events, json.dumps(summary)),
+        )
+
+    def unsummarized(self, among: Sequence[str] | None = None) -> list[str]:
+        """Ended sessions with no kept summary (new, or events came since): all of them, or
+        those ``among`` these."""
+        sql = (
+            "SELECT session_id FROM sessions s WHERE ended_at IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM summaries m WHERE m.session_id = s.session_id)"
+        )
+        if among is None:
+            return [r[0] for r in self._db.execute(sql).fetchall()]
+        out: list[str] = []
+        for i in range(0, len(among), 500):  # SQLite's limit on bound parameters
+            part = among[i : i + 500]
+            marks = ", ".join("?" * len(part))
+            rows = self._db.execute(f"{sql} AND session_id IN ({marks})", part).fetchall()
+            out += [r[0] for r in rows]
+        return out
 
     # --- sessions and notes -----------------------------------------------------------
 

@@ -15,7 +15,7 @@ from pydantic import StringConstraints, ValidationError
 from controller.errors import CommandError, InvalidPayload, UnknownVerb
 from controller.models import Command, ErrorBody, Reply, parse_json_object
 from mqtt_bridge.clinicd.config import CourseSection
-from mqtt_bridge.clinicd.course import summarize_session
+from mqtt_bridge.clinicd.course import session_summary
 from mqtt_bridge.clinicd.flags import course_flags, flag
 from mqtt_bridge.clinicd.store import Store
 
@@ -52,19 +52,13 @@ class Archive:
 
     def session(self, session_id: str) -> dict[str, Any]:
         """One session's summary; InvalidPayload naming ``session_id`` when unknown."""
-        room = self.store.session_room(session_id)
-        events = self.store.session_events(session_id) if room else []
-        if room is None or not events:
+        summary = session_summary(self.store, session_id)
+        if summary is None:
             raise InvalidPayload(
                 f"session_id {session_id!r}: no such session in the archive",
                 {"field": "session_id"},
             )
-        return summarize_session(
-            room,
-            events,
-            self.store.notes_of(session_id),
-            self.store.notes_state(session_id),
-        )
+        return summary
 
     def course(self, patient_ref: str) -> dict[str, Any]:
         """A patient's sessions in time order and the course's flags."""

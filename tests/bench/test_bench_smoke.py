@@ -148,6 +148,7 @@ def test_the_scale_benchmarks_have_rows_and_targets() -> None:
             "clinicd_rss_mb": 43.0,
             "reference": {
                 "raw_insert_per_txn_per_s": 170,
+                "bare_paho_drain_per_s": 4000,
                 "echo_ms": lat,
                 "bare_paho_rss_mb": 22.1,
             },
@@ -167,4 +168,5 @@ def test_the_scale_benchmarks_have_rows_and_targets() -> None:
     table = render(results, check_targets(results), {})
     assert "taskset -c 0" in table and "site broker p50/p99 2.00/6.00 ms" in table
     assert "lost 0 of 400" in table and "course p50/p99 2.0/80.0 ms" in table
+    assert "bare paho drain: 4000 msg/s" in table
     assert selected(["bridge", "pi", "archive"]) == ["bridge", "pi", "archive"]

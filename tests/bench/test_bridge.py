@@ -4,14 +4,27 @@ lost, the relay the bench cuts."""
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from bench import bridge
-from bench.bridge import bench_bridge, central_acl, render_bridge
-from bench.infra import reap_all
+from bench.bridge import (
+    Central,
+    Site,
+    bench_bridge,
+    bridge_state,
+    central_acl,
+    make_pki,
+    render_bridge,
+    start_archive,
+)
+from bench.clients import Client, expect_online, fetch_journal, into_infusion, wait_online
+from bench.infra import Room, reap_all
 from bench.wan import WanLink
 
 
@@ -24,9 +37,13 @@ def test_the_shipped_bridge_config_is_rendered_per_site(tmp_path: Path) -> None:
     assert "topic rooms/+/events out 1 clinic/ sites/site-b/clinic/" in lines
     assert "cleansession false" in lines and "bridge_protocol_version mqttv311" in lines
     assert "site-a" not in text
-    assert not any(" in " in line for line in lines if line.startswith("topic "))  # up only
+    # Down, only the archive's read-only `events` request; its answer up on `replies`.
+    inward = [line for line in lines if line.startswith("topic ") and " in " in line]
+    assert inward == ["topic rooms/+/cmd/events in 1 clinic/ sites/site-b/clinic/"]
+    assert "topic rooms/+/replies out 1 clinic/ sites/site-b/clinic/" in lines
     acl = central_acl(("site-a", "site-b"))
     assert "user bridge-site-b" in acl and "topic write sites/site-b/clinic/rooms/+/events" in acl
+    assert "topic read sites/site-b/clinic/rooms/+/cmd/events" in acl
 
 
 def test_a_bridge_config_missing_a_substituted_line_is_refused(
@@ -95,3 +112,60 @@ def test_a_bridge_cut_loses_nothing_and_the_archive_stores_each_event_once(
     assert r["overhead_p99_ms"] == round(
         r["central_latency"]["p99_ms"] - r["reference"]["single_broker_latency"]["p99_ms"], 3
     )
+
+
+def test_the_archive_on_the_central_broker_fills_a_gap_through_the_bridge(
+    tmp_path: Path,
+) -> None:
+    """A site's archive run centrally starts after a room's session began: the events it
+    never saw live come only through the room's ``events`` verb, down the bridge (its one
+    inward topic) with the answer up on the room's general replies (MQTT 3.1.1 drops the
+    response topic)."""
+    pki = make_pki(tmp_path / "pki")
+    password = uuid.uuid4().hex
+    central = Central(tmp_path / "central", pki, {"bridge-site-a": password})
+    central.start()
+    site: Site | None = None
+    clients: list[Client] = []
+    try:
+        watcher = Client(central.port, "bridges", ["sites/+/bridge/status"])
+        clients.append(watcher)
+        up = watcher.expect(bridge_state("site-a", b"1"))
+        site = Site(tmp_path / "site-a", "site-a", central, pki, password)
+        site.broker.start()
+        up.wait(30.0, "the bridge up")
+        drive = Client(site.port, "drive", ["clinic/rooms/+/replies", "clinic/rooms/+/status"])
+        clients.append(drive)
+        room = Room(tmp_path / "site-a" / "room", site.port, "a-room-0")
+        site.rooms.append(room)
+        online = expect_online(drive, room)
+        room.start()
+        wait_online(drive, room, watch=online)
+        into_infusion(drive, room.root, "gap-s1")  # before the archive exists
+        _, db = start_archive(tmp_path / "archive", "site-a", central.port)
+        journal, last_seq = fetch_journal(drive, room.root, 0)
+        seqs = {int(e["seq"]) for e in journal}
+        assert last_seq > 5 and seqs == set(range(1, last_seq + 1))
+        deadline = time.monotonic() + 60
+        while not db.exists() or archived_seqs(db, "a-room-0") < seqs:
+            assert time.monotonic() < deadline, f"archived {len(archived_seqs(db, 'a-room-0'))}"
+            time.sleep(0.2)
+    finally:
+        for c in clients:
+            c.close()
+        reap_all()
+        if site is not None:
+            site.close()
+        central.broker.stop()
+
+
+def archived_seqs(db: Path, room_id: str) -> set[int]:
+    """The seqs of a room in an archive database (read-only; none before its table exists)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = con.execute("SELECT seq FROM events WHERE room_id = ?", (room_id,)).fetchall()
+    except sqlite3.OperationalError:
+        return set()
+    finally:
+        con.close()
+    return {r[0] for r in rows}

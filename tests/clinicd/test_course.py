@@ -3,10 +3,23 @@ room cannot make yet: they are written here as the v2 contract defines them)."""
 
 from __future__ import annotations
 
-from mqtt_bridge.clinicd.course import chosen, spo2_min, summarize_session
+import json
+from pathlib import Path
+from typing import Any
+
+from mqtt_bridge.clinicd.config import CourseSection
+from mqtt_bridge.clinicd.course import (
+    chosen,
+    keep_summaries,
+    session_summary,
+    spo2_min,
+    summarize_session,
+)
+from mqtt_bridge.clinicd.store import Store
+from mqtt_bridge.clinicd.verbs import Archive
 from tests.clinicd.support import event, session_events
 
-V2 = [
+V2: list[tuple[str, dict[str, Any]]] = [
     ("plan_amended", {"changes": {"playlist": "Gentle", "guidance": "body_scan"}, "by": "dr-a"}),
     (
         "dose_recorded",
@@ -19,6 +32,8 @@ V2 = [
     ),
     ("vitals_recorded", {"by": "dr-a", "source": "manual", "spo2": 88}),
 ]
+NOTE = {"note_id": "n1", "kind": "intentions", "by": "dr-a", "ts": "2026-01-05T09:01:00.000Z",
+        "text": "to rest"}  # fmt: skip
 
 
 def test_the_contracts_fields_from_a_rooms_events() -> None:
@@ -60,3 +75,44 @@ def test_chosen_follows_every_amendment_and_spo2_min_prefers_the_lowest() -> Non
     assert spo2_min(events) is None
     report = event(4, "report_ready", path="/x", summary={"spo2_min": 91})
     assert spo2_min([*events, report]) == 91
+
+
+def test_the_kept_summary_is_the_summary_recomputed_from_the_events(tmp_path: Path) -> None:
+    """The course's fast path (summaries kept in the store) answers exactly what decoding
+    every event answers, field for field and in the same order, as events keep coming."""
+    store = Store(tmp_path / "x.sqlite")
+    store.add_events("room-3", session_events("s1", 1, extra=V2))
+    store.add_events("room-5", session_events("s2", 2, first_seq=1, days=4))
+    store.put_notes("s1", [NOTE])
+    store.mark_notes("s2", "unsupported")
+
+    def recomputed(session_id: str) -> dict[str, Any]:
+        room = store.session_room(session_id) or ""
+        events = store.session_events(session_id)
+        notes = store.notes_of(session_id)
+        return summarize_session(room, events, notes, store.notes_state(session_id))
+
+    def same(session_id: str) -> None:
+        fast = session_summary(store, session_id)
+        assert fast == recomputed(session_id)
+        assert json.dumps(fast) == json.dumps(recomputed(session_id))  # the same order too
+
+    assert keep_summaries(store, ["s2", "nope"]) == 1 and store.unsummarized() == ["s1"]
+    assert keep_summaries(store) == 1 and store.unsummarized() == []
+    for session_id in ("s1", "s2"):
+        assert store.kept_summary(session_id) is not None
+        same(session_id)
+    # A late event (the room's report) and new notes: the answer follows both.
+    late = event(99, "report_ready", "s1", minutes=200, path="/x", summary={"spo2_min": 85})
+    store.add_events("room-3", [late])
+    store.put_notes("s1", [NOTE | {"note_id": "n2", "text": "slept after"}])
+    same("s1")
+    assert session_summary(store, "s1")["spo2_min"] == 85  # type: ignore[index]
+    assert store.kept_summary("s1") is not None  # computed on the query, and kept
+    same("s1")
+    assert session_summary(store, "nope") is None
+    # The whole course, through the verb: identical with and without kept summaries.
+    archive = Archive(store, CourseSection())
+    course = archive.course("P-1")
+    store._db.execute("DELETE FROM summaries")
+    assert json.dumps(archive.course("P-1")) == json.dumps(course)

@@ -5,9 +5,11 @@ plain paho client that publishes v2 events the real room cannot make yet and ans
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from controller.models import Event
 from mqtt_bridge.clinicd.config import parse_config
 from mqtt_bridge.clinicd.service import ArchiveTopics, ClinicArchive
 from mqtt_bridge.clinicd.store import Store
-from tests.clinicd.support import ArchiveClient, session_events
+from tests.clinicd.support import ArchiveClient, ArchiveProcess, session_events
 from tests.support.broker import Broker
 from tests.support.daemon import wait_until
 from tests.support.probe import Probe
@@ -123,6 +125,8 @@ def test_a_new_room_is_listed_and_its_gaps_and_notes_fetched(
         store = Store(archive.db_path)
         wait_until(lambda: len(store.events_of("room-9")) == len(journal), 15, "the gap fetched")
         assert store.events_of("room-9") == journal
+        # The ended session's summary is kept by the idle worker, before anyone asks.
+        wait_until(lambda: store.kept_summary("v2-s1") is not None, 10, "summary kept")
         session = client.ok("session", session_id="v2-s1")
         wait_until(lambda: store.notes_state("v2-s1") == "fetched", 15, "notes fetched")
         session = client.ok("session", session_id="v2-s1")
@@ -183,7 +187,46 @@ def test_topics() -> None:
     assert t.classify("mtl/clinic/archive/cmd/course") == ("command", "course")
     assert t.classify("mtl/clinic/rooms/room-3/events") == ("event", "room-3")
     assert t.classify("mtl/clinic/rooms/room-3/replies/clinicd") == ("reply", "room-3")
+    # the general replies too: across a site bridge no response topic survives
+    assert t.classify("mtl/clinic/rooms/room-3/replies") == ("reply", "room-3")
+    assert t.classify("mtl/clinic/rooms/room-3/replies/tablet-7") is None
+    assert "mtl/clinic/rooms/+/replies" in t.subscriptions
     assert t.classify("mtl/clinic/rooms/room-3/status") == ("status", "room-3")
     assert t.classify("mtl/clinic/rooms/Room 3/events") is None
     assert t.classify("mtl/clinic/rooms/room-3/state") is None
     assert t.room_cmd("room-3", "events") == "mtl/clinic/rooms/room-3/cmd/events"
+
+
+def test_an_event_is_acknowledged_only_once_committed(
+    archive: Callable[..., ArchiveProcess], clinician: ArchiveClient, broker: Broker
+) -> None:
+    """Killed with -9 between receiving events and committing them, the archive gets them
+    again from its persistent session: they were not acknowledged. No room answers the
+    ``events`` verb here, so the broker's redelivery is the only way back."""
+    arch = archive()
+    clinician.wait_for(clinician.online, 20, "archive online")
+    # A command answered: the worker has handled what came before it (its connection).
+    assert clinician.ok("rooms") == {"rooms": []}
+    journal = session_events("s1", 1)
+    # The archive's writer waits behind this lock: what it takes in cannot be committed.
+    lock = sqlite3.connect(arch.db, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    room = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    room.connect("127.0.0.1", broker.port)
+    room.loop_start()
+    try:
+        for e in journal:
+            room.publish("clinic/rooms/room-7/events", e.to_json(), 1).wait_for_publish(5)
+        taken = re.compile(r"[1-9][0-9]* event\(s\), in one transaction")
+        wait_until(lambda: taken.search(arch.logtext()), 15, "events taken in")
+        arch.kill9()
+        lock.execute("ROLLBACK")
+        arch.start()
+        clinician.wait_for(clinician.online, 20, "archive back online")
+        store = Store(arch.db)
+        wait_until(lambda: len(store.events_of("room-7")) == len(journal), 15, "redelivered")
+        assert store.events_of("room-7") == journal
+    finally:
+        room.disconnect()
+        room.loop_stop()
+        lock.close()

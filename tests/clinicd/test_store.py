@@ -102,3 +102,54 @@ def test_outbox_waits_for_the_whole_session_and_keeps_attempts(tmp_path: Path) -
         "s1", state="accepted", ack_code="AA", error=None, next_try_at=later, now=later
     )
     assert store.due_messages(later + timedelta(days=1)) == []
+
+
+def test_a_batch_is_one_transaction_committed_at_its_end(tmp_path: Path) -> None:
+    db = tmp_path / "x.sqlite"
+    store = Store(db)
+    other = sqlite3.connect(db)
+    count = "SELECT count(*) FROM events"
+    with store.batch():
+        store.add_events("room-3", [event(1, "a"), event(2, "b")])
+        store.add_events("room-5", [event(1, "a")])
+        store.confirm_through("room-5", 0)
+        assert other.execute(count).fetchone()[0] == 0  # nothing committed yet
+    assert other.execute(count).fetchone()[0] == 3
+    try:
+        with store.batch():
+            store.add_events("room-3", [event(3, "c")])
+            raise RuntimeError("the worker failed mid-batch")
+    except RuntimeError:
+        pass
+    assert [e.seq for e in store.events_of("room-3")] == [1, 2]  # all of it, or nothing
+    assert store.room("room-3").complete_through == 2  # type: ignore[union-attr]
+
+
+def test_a_page_with_repeats_stores_each_seq_once_in_order(tmp_path: Path) -> None:
+    store = Store(tmp_path / "x.sqlite")
+    store.add_events("room-3", [event(2, "b")])
+    e1, e2, e3 = event(1, "a"), event(2, "b"), event(3, "c")
+    assert store.add_events("room-3", [e3, e1, e2, e3]) == [e1, e3]
+    assert [e.seq for e in store.events_of("room-3")] == [1, 2, 3]
+    assert store.room("room-3").complete_through == 3  # type: ignore[union-attr]
+    assert store.add_events("room-3", []) == []
+
+
+def test_a_kept_summary_is_stale_once_its_session_has_another_event(tmp_path: Path) -> None:
+    store = Store(tmp_path / "x.sqlite")
+    events = session_events("s1", 1)
+    store.add_events("room-3", events[:-1])
+    assert store.unsummarized() == []  # not ended: summarised only when asked
+    store.add_events("room-3", events[-1:])
+    assert store.unsummarized() == ["s1"] == store.unsummarized(["s1", "s9"])
+    assert store.unsummarized(["s9"]) == []
+    store.keep_summary("s1", len(events), {"events": len(events)})
+    assert store.unsummarized() == []
+    assert store.kept_summary("s1") == {"events": len(events)}
+    # Another process kept one from fewer events than are stored now: not used.
+    store.keep_summary("s1", len(events) - 1, {"events": len(events) - 1})
+    assert store.kept_summary("s1") is None
+    store.keep_summary("s1", len(events), {"events": len(events)})
+    late = event(len(events) + 1, "report_ready", "s1", path="/x", summary={})
+    store.add_events("room-3", [late])  # a late event drops it: summarised again when idle
+    assert store.kept_summary("s1") is None and store.unsummarized() == ["s1"]
