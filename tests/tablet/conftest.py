@@ -8,6 +8,7 @@ they are installed with apt-get if this runs as root, else the tests skip saying
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -174,17 +175,27 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A real Mosquitto serving the page and a real ``roomd --simulate`` at time scale 60."""
+@contextlib.contextmanager
+def started_stack(workdir: Path, room_toml: str = "") -> Iterator[Stack]:
+    """A started ``Stack`` in ``workdir`` (skipped without mosquitto), ``room_toml`` added to
+    the room's config; stopped on leaving."""
     if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
         pytest.skip("mosquitto is not installed: run `make deps`")
-    s = Stack(tmp_path_factory.mktemp("tablet"))
+    s = Stack(workdir)
+    if room_toml:
+        s.room.config.write_text(s.room.config.read_text() + room_toml)
     try:
         s.start()
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A real Mosquitto serving the page and a real ``roomd --simulate`` at time scale 60."""
+    with started_stack(tmp_path_factory.mktemp("tablet")) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.support.probe import Probe
-from tests.tablet.conftest import ARTIFACTS, ROOM_ID, TOP, USER, Stack
+from tests.tablet.conftest import ARTIFACTS, ROOM_ID, TOP, USER, Stack, started_stack
 from tests.tablet.test_tablet import Page
 
 pytestmark = pytest.mark.e2e
@@ -70,16 +70,9 @@ def music(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, music: Path) -> Iterator[Stack]:
     """The tablet's stack (conftest), its room reading ``music`` with real libVLC."""
-    if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
-        pytest.skip("mosquitto is not installed: run `make deps`")
-    s = Stack(tmp_path_factory.mktemp("tablet-intentions"))
-    config = s.room.config
-    config.write_text(config.read_text() + f'[audio]\nmusic_dir = "{music}"\n')
-    try:
-        s.start()
+    workdir = tmp_path_factory.mktemp("tablet-intentions")
+    with started_stack(workdir, f'[audio]\nmusic_dir = "{music}"\n') as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")
