@@ -39,13 +39,18 @@ class CourseSection(Section):
     max_gap_days: float = Field(default=10, gt=0, le=365)
 
 
+HdNamespace = Annotated[str, StringConstraints(pattern=r"^[^|^~\\&\r\n]{0,20}$")]
+"""An HL7 HD namespace id (MSH-4, PID-3.4): at most 20 characters (an IS value in v2.6, which
+hl7apy's strict validation enforces), none of HL7's delimiters."""
+
+
 class Hl7Section(Section):
     """``[hl7]``: the EHR's MLLP endpoint; absent → no HL7 is sent."""
 
     host: str
     port: int = Field(ge=1, le=65535)
-    sending_facility: str = ""
-    assigning_authority: str = ""
+    sending_facility: HdNamespace = ""
+    assigning_authority: HdNamespace = ""
     timeout_s: float = Field(default=10, gt=0, le=300)
     retry_min_s: float = Field(default=5, gt=0, le=3600)
     retry_max_s: float = Field(default=600, gt=0, le=86400)

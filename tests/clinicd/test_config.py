@@ -57,6 +57,22 @@ def test_every_bad_key_is_named() -> None:
 
 
 @pytest.mark.parametrize(
+    "value", ["MONTREAL-KETAMINE-CLINIC", "CLINIC|A", "CLINIC^A", "A&B", "A~B", "A\\B"]
+)
+def test_hl7_identities_fit_an_hl7_namespace_id(value: str) -> None:
+    """Over 20 characters or holding a delimiter, MSH-4 / PID-3.4 fail hl7apy strict (an EHR
+    would refuse every message): refused at start, naming the key."""
+    for key in ("sending_facility", "assigning_authority"):
+        with pytest.raises(ConfigError) as err:
+            parse_config({"hl7": {"host": "ehr", "port": 2575, key: value}}, "c.toml")
+        assert any(p.startswith(f"hl7.{key}:") for p in err.value.problems), err.value.problems
+    ok = parse_config(
+        {"hl7": {"host": "ehr", "port": 2575, "sending_facility": "MTL-KETAMINE-CLINIC"}}, "c"
+    )
+    assert ok.hl7 is not None and ok.hl7.sending_facility == "MTL-KETAMINE-CLINIC"
+
+
+@pytest.mark.parametrize(
     ("content", "problem"),
     [(None, "file not found"), (b"[mqtt\n", "not valid TOML"), (b"\xff\xfe", "not UTF-8")],
 )
