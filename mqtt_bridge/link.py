@@ -197,6 +197,8 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        self._subscribing: int | None = None  # the mid of this connection's SUBSCRIBE
         self._client = client
 
     # --- lifecycle --------------------------------------------------------------------
@@ -345,9 +347,21 @@ class MqttLink:
         ]
         if self._simulate:
             subs.append((self._topics.sim, SubscribeOptions(qos=0)))
-        client.subscribe(subs)
-        self._publish(self._topics.status, b"online", 1, True)
+        # Online once the broker has the subscriptions (SUBACK): a command sent after the room
+        # said online is never published into the gap before them (a first connection).
+        _, self._subscribing = client.subscribe(subs)
         log.info("connected to %s:%s", self._section.host, self._section.port)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        if mid != self._subscribing:
+            return
+        self._subscribing = None
+        refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        if refused:  # the room could not hear commands there: say so loudly, still go online
+            log.error("broker refused command subscriptions: %s", ", ".join(refused))
+        self._publish(self._topics.status, b"online", 1, True)
         self._emit(LinkUp())
 
     def _on_disconnect(
