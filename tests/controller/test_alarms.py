@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from controller.models import (
     Event,
     NibpReading,
     VitalsSample,
+    iso_utc,
 )
 
 LIMITS = AlarmsSection()
@@ -547,6 +549,9 @@ def test_an_acknowledged_alarm_sounds_again_when_worse_by_its_step() -> None:
     assert again.value == HR_HIGH + 4 + step
     assert str(HR_HIGH + 4 + step) in again.message
     assert rig.engine.sounding() == "medium"
+    rig.sample(hr=HR_HIGH + 4 + 3 * step)
+    assert rig.types("hr_high")[-1] == "alarm_reactivated", "active: worse again is no event"
+    assert rig.types("hr_high").count("alarm_reactivated") == 1
 
 
 def test_a_falling_value_reactivates_below_the_bar_only() -> None:
@@ -618,10 +623,11 @@ def test_silences_add_up_to_the_budget_then_are_refused() -> None:
 
 def test_a_latched_alarm_can_be_silenced_an_acknowledged_one_is_not() -> None:
     rig = Rig()
-    raise_critical(rig)
-    rig.sample(97)
-    acked = raise_hr_high_beside(rig)
+    acked = raise_hr_high(rig)
     rig.engine.acknowledge(acked.id, "dr-lee")
+    rig.sample(SPO2_CRIT, HR_HIGH)
+    rig.hold(LIMITS.spo2_critical.delay_s, spo2=SPO2_CRIT, hr=HR_HIGH)
+    rig.sample(97, HR_HIGH)  # the critical one latches; hr_high stays acknowledged
     silenced, _ = rig.engine.silence(60, "dr-lee")
     assert [a.code for a in silenced] == ["spo2_critical"]
     assert rig.engine.sounding() is None
@@ -641,8 +647,9 @@ def test_silence_command_answers_what_it_silenced_and_refused() -> None:
     assert result == {"silenced": [], "refused": [raised.id], "seconds": 30}
     rig2 = Rig()
     raised2 = raise_hr_high(rig2)
-    result = rig2.engine.silence_command(AlarmSilence(request_id="r", by="dr-lee", seconds=30))
+    result = rig2.engine.silence_command(AlarmSilence(request_id="r", by="dr-kim", seconds=30))
     assert result == {"silenced": [raised2.id], "refused": [], "seconds": 30}
+    assert rig2.events[-1].data["by"] == "dr-kim"
 
 
 # --- commands, views ------------------------------------------------------------------------
@@ -681,6 +688,8 @@ def test_sounding_is_the_highest_priority_not_silenced() -> None:
     for alarm in rig.engine.current()[:2]:
         rig.engine.acknowledge(alarm.id, "dr-lee")
     assert rig.engine.sounding() == "high", "acknowledged ones are passed over, not the end"
+    rig.engine.acknowledge(rig.alarm("emergency").id, "dr-lee")
+    assert rig.engine.unacknowledged_high() == []
 
 
 def test_raise_now_carries_its_value_and_does_not_raise_twice() -> None:
@@ -750,6 +759,13 @@ def test_limits_in_force_say_where_each_came_from() -> None:
 LIMITS_CODES = ("spo2_critical", "spo2_low", "hr_high", "hr_low", "sys_high", "dia_high", "sys_low")
 
 
+def test_a_plan_without_alarm_limits_keeps_the_configs() -> None:
+    rig = Rig()
+    rig.emit("session_started", {"plan": {"session_id": "s-1"}})
+    assert {v["source"] for v in rig.engine.limits_in_force().values()} == {"config"}
+    assert rig.engine.limits == LIMITS
+
+
 def test_the_plans_limits_are_the_ones_checked() -> None:
     rig = Rig()
     session_started(rig, {"hr_high": {"limit": 100, "priority": "high", "delay_s": 0}})
@@ -775,7 +791,7 @@ def test_end_session_clears_the_sessions_alarms_and_lists_the_unanswered() -> No
     rig.engine.raise_now("vitals_stale", kind="technical", priority="medium", message="stale")
     rig.engine.raise_now("oximeter_lost", kind="technical", priority="medium", message="lost")
     stale = rig.alarm("vitals_stale")
-    rig.sample(SPO2_LOW)  # pending, not yet raised
+    rig.sample(SPO2_LOW, HR_HIGH)  # spo2_low pending, not yet raised
     open_alarms = rig.engine.end_session()
     assert open_alarms == [
         {"id": critical.id, "code": "spo2_critical", "priority": "high", "state": "latched"},
@@ -785,3 +801,104 @@ def test_end_session_clears_the_sessions_alarms_and_lists_the_unanswered() -> No
     rig.clock.advance(LIMITS.spo2_low.delay_s)
     rig.engine.tick()
     assert "spo2_low" not in rig.codes()
+
+
+def test_an_alarm_acknowledged_after_a_restart_still_reactivates() -> None:
+    # A rebuilt engine has seen no sample yet: the bar is the value the alarm carries.
+    rig = Rig()
+    raised = raise_hr_high(rig)
+    fresh = Rig()
+    fresh.clock = rig.clock
+    fresh.engine = AlarmEngine(rig.clock, LIMITS, fresh.emit)
+    for event in rig.events:
+        fresh.engine.apply(event)
+    fresh.engine.acknowledge(raised.id, "dr-lee")
+    assert fresh.alarm("hr_high").value_at_ack == HR_HIGH
+    fresh.sample(hr=HR_HIGH + LIMITS.reactivate_step.hr_high)
+    assert fresh.alarm("hr_high").state == "active"
+
+
+def test_a_cleared_alarm_raised_again_escalates_on_its_own_time() -> None:
+    rig = Rig()
+    raise_hr_high(rig)
+    rig.clock.advance(LIMITS.escalate_after_s)
+    rig.engine.tick()
+    rig.sample(hr=80)  # medium: clears
+    rig.clock.advance(600)
+    raise_hr_high(rig)
+    rig.clock.advance(LIMITS.escalate_after_s - 1)
+    rig.engine.tick()
+    assert rig.types("hr_high").count("alarm_escalated") == 1, "not at once: a new alarm"
+    rig.clock.advance(1)
+    rig.engine.tick()
+    assert rig.types("hr_high").count("alarm_escalated") == 2, "and it escalates again"
+
+
+def test_a_cleared_alarms_silence_does_not_hold_it_when_it_comes_back() -> None:
+    rig = Rig()
+    raise_hr_high(rig)
+    rig.engine.silence(120, "dr-lee")
+    rig.sample(hr=80)  # clears within the silence
+    raise_hr_high(rig)
+    assert rig.engine.sounding() == "medium"
+
+
+def test_a_latched_alarm_that_returns_keeps_its_escalation_time_across_a_wall_step() -> None:
+    rig = Rig()
+    raise_critical(rig)
+    rig.clock.step_wall(-600)
+    rig.sample(97)  # latches
+    rig.sample(SPO2_CRIT)  # comes back: raised again, the same alarm
+    rig.clock.advance(LIMITS.escalate_after_s)
+    rig.engine.tick()
+    assert rig.types("spo2_critical").count("alarm_escalated") == 1
+
+
+def test_an_escalation_during_a_silence_after_a_wall_step_does_not_stretch_it() -> None:
+    rig = Rig()
+    raise_hr_high(rig)
+    rig.engine.silence(120, "dr-lee")
+    rig.clock.step_wall(-600)
+    rig.clock.advance(LIMITS.escalate_after_s)
+    rig.engine.tick()
+    assert rig.types()[-1] == "alarm_escalated"
+    rig.clock.advance(120 - LIMITS.escalate_after_s)
+    assert rig.engine.sounding() == "medium"
+
+
+def test_a_silence_spends_each_alarms_own_budget() -> None:
+    rig = Rig(AlarmsSection(silence_max_total_s=121))
+    raise_hr_high(rig)
+    rig.engine.silence(120, "dr-lee")
+    rig.clock.advance(120)
+    rig.nibp(int(LIMITS.sys_low.limit) - 5, 50)  # a new alarm, with a whole budget
+    silenced, refused = rig.engine.silence(120, "dr-lee")
+    assert [(a.code, a.silenced_total_s) for a in silenced] == [("hr_high", 121), ("sys_low", 120)]
+    assert silenced[0].silenced_until == rig.clock.now() + timedelta(seconds=1), "the last second"
+    rig.clock.advance(120)
+    silenced, refused = rig.engine.silence(0.5, "dr-lee")
+    assert [a.code for a in refused] == ["hr_high"]
+    assert [(a.code, a.silenced_total_s) for a in silenced] == [("sys_low", 120.5)]
+
+
+def test_a_sensor_gap_is_no_limit_crossed() -> None:
+    rig = Rig()
+    rig.hold(LIMITS.spo2_low.delay_s * 2, spo2=None, hr=None)
+    rig.nibp(120, 80)
+    assert rig.events == []
+
+
+def test_a_low_values_message_says_below() -> None:
+    rig = Rig()
+    raise_critical(rig)
+    assert rig.alarm("spo2_critical").message == (
+        f"SpO2 {SPO2_CRIT} below {LIMITS.spo2_critical.limit:g}"
+    )
+
+
+def test_every_alarm_event_is_journaled_as_json() -> None:
+    rig = Rig()
+    busy_history(rig)
+    for event in rig.events:
+        assert json.loads(json.dumps(event.data)) == event.data
+    assert rig.events[0].data["alarm"]["raised_at"] == iso_utc(rig.engine.current()[0].raised_at)
