@@ -343,6 +343,18 @@ def test_an_unacknowledged_high_alarm_holds_discharge_past_any_override(gb: Gate
     assert data["override"] == {"reason": "family waiting", "by": "dr-lee"}
 
 
+def test_a_refused_override_names_only_the_item_it_cannot_pass(gb: GateBench) -> None:
+    gb.confirm("psych_ready")
+    raise_high(gb)
+    cmd = Advance(request_id="r", by="dr-lee", override=Override(reason="family waiting"))
+    with pytest.raises(GateNotMet) as exc:
+        gb.gates.pass_gate("discharge", cmd)
+    assert set(exc.value.details["unmet"]) == {"reminders_given", "nibp", "spo2", "hr", "alarms"}
+    assert exc.value.details["not_overridable"] == ["alarms"]
+    assert exc.value.message.startswith("discharge gate not met: reminders_given: ")
+    assert gb.b.events("gate_checked")[0]["override_refused"] == ["alarms"]
+
+
 def test_an_acknowledged_high_alarm_no_longer_holds_discharge(gb: GateBench) -> None:
     ready_for_discharge(gb)
     gb.b.alarms.acknowledge(raise_high(gb), "dr-lee")
