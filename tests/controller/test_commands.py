@@ -439,7 +439,10 @@ def test_a_private_verb_without_a_response_topic_runs_nothing(d: Desk) -> None:
     private_desk(d)
     code, message = error(d.send("notes", body()))
     assert code == "invalid_payload"
-    assert message.startswith("notes replies with clinical text, sent only to an MQTT 5")
+    assert message == (
+        "notes replies with clinical text, sent only to an MQTT 5 response topic under "
+        "replies/: send the command with one"
+    )
     assert d.b.journal.find_reply("r1") is not None, "understood: its refusal is its reply"
 
 
