@@ -205,11 +205,17 @@ def raise_critical(rig: Rig) -> Alarm:
     return rig.alarm("spo2_critical")
 
 
-def raise_hr_high(rig: Rig) -> Alarm:
+def raise_hr_high_beside(rig: Rig) -> Alarm:
+    """Raise hr_high whatever else is current."""
     rig.sample(hr=HR_HIGH)
     rig.hold(LIMITS.hr_high.delay_s, hr=HR_HIGH)
-    assert rig.codes() == ["hr_high"]
     return rig.alarm("hr_high")
+
+
+def raise_hr_high(rig: Rig) -> Alarm:
+    alarm = raise_hr_high_beside(rig)
+    assert rig.codes() == ["hr_high"]
+    return alarm
 
 
 def test_high_priority_latches_when_condition_clears() -> None:
@@ -633,13 +639,6 @@ def test_a_latched_alarm_can_be_silenced_an_acknowledged_one_is_not() -> None:
     assert rig.engine.sounding() is None
 
 
-def raise_hr_high_beside(rig: Rig) -> Alarm:
-    """Raise hr_high whatever else is current."""
-    rig.sample(hr=HR_HIGH)
-    rig.hold(LIMITS.hr_high.delay_s, hr=HR_HIGH)
-    return rig.alarm("hr_high")
-
-
 def test_silence_command_answers_what_it_silenced_and_refused() -> None:
     rig = Rig(AlarmsSection(silence_max_total_s=0))
     raised = raise_hr_high(rig)
@@ -733,6 +732,9 @@ def test_alarm_messages_name_the_value_and_the_limit() -> None:
 # --- the session's limits and its end -------------------------------------------------------
 
 
+LIMITS_CODES = ("spo2_critical", "spo2_low", "hr_high", "hr_low", "sys_high", "dia_high", "sys_low")
+
+
 def session_started(rig: Rig, alarms: dict[str, Any]) -> None:
     rig.emit("session_started", {"plan": {"session_id": "s-1", "alarms": alarms}})
 
@@ -754,9 +756,6 @@ def test_limits_in_force_say_where_each_came_from() -> None:
     assert during["escalate_after_s"]["source"] == "config"
     rig.emit("session_ended", {})
     assert rig.engine.limits_in_force() == before
-
-
-LIMITS_CODES = ("spo2_critical", "spo2_low", "hr_high", "hr_low", "sys_high", "dia_high", "sys_low")
 
 
 def test_a_plan_without_alarm_limits_keeps_the_configs() -> None:
