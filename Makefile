@@ -8,7 +8,7 @@ DEB_PACKAGES := mosquitto mosquitto-clients libvlc5 vlc-plugin-base socat sox py
 	systemd udev util-linux shellcheck chromium chromium-driver nodejs openssl fiu-utils libfiu0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run demo test lint bench deps venv clean help install uninstall docs
+.PHONY: run demo test lint bench deps venv clean help install uninstall docs mutants
 
 help:
 	@echo "make run    - the simulated room against a local dev broker"
@@ -16,6 +16,7 @@ help:
 	@echo "make test   - the whole test suite (real broker, real libVLC)"
 	@echo "make lint   - ruff and mypy"
 	@echo "make bench  - the benchmarks (bench/results.json)"
+	@echo "make mutants - mutation testing of the core's safety modules (slow; see README)"
 	@echo "make install / uninstall - the room on this machine (systemd/install.sh; see docs/deploy.md)"
 
 deps:
@@ -55,6 +56,14 @@ docs: venv
 
 bench: deps venv
 	$(BIN)/python -m bench
+
+# Mutation testing ([tool.mutmut] in pyproject.toml). One module: make mutants
+# MUTANTS='controller.gates.*'. Workers: MUTANTS_JOBS (one by default: it is CPU-bound).
+MUTANTS ?=
+MUTANTS_JOBS ?= 1
+mutants: venv
+	set -f; $(BIN)/mutmut run --max-children $(MUTANTS_JOBS) $(MUTANTS)
+	$(BIN)/mutmut results
 
 # On a Pi: make install INSTALL_FLAGS=--with-watchdog; uninstall keeps data unless
 # UNINSTALL_FLAGS=--purge. Without make: sudo systemd/install.sh [uninstall].

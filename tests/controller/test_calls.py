@@ -315,7 +315,7 @@ def test_part_clear_ends_the_call_and_its_timers(cb: CallBench) -> None:
 def test_part_commands_refuse_without_a_call(cb: CallBench) -> None:
     with pytest.raises(InvalidState, match="no call waiting \\(call is idle\\)"):
         cb.calls.acknowledge(cb.cmd())
-    with pytest.raises(InvalidState, match="there is no open call"):
+    with pytest.raises(InvalidState, match=r"^Can't call_clear: there is no open call$"):
         cb.calls.clear_command(cb.cmd())
     cb.calls.place()
     cb.calls.acknowledge(cb.cmd())
@@ -323,6 +323,16 @@ def test_part_commands_refuse_without_a_call(cb: CallBench) -> None:
         cb.calls.acknowledge(cb.cmd())
     assert cb.calls.clear_command(cb.cmd()) == {"call": "idle"}
     assert cb.b.types() == ["call_placed", "call_acknowledged", "call_cleared"]
+
+
+def test_part_a_replayed_reminder_leaves_no_reminder_pending(cb: CallBench) -> None:
+    # After a restart the journal is folded again: the reminder's call_placed must undo the
+    # reminder timer the acknowledgement before it set, or the call would come back twice.
+    cb.b.log.emit("call_placed", {})
+    cb.b.log.emit("call_acknowledged", {"by": "rn-kim"})
+    cb.b.log.emit("call_placed", {"reminder": True})
+    assert not cb.b.timers.pending("call_reminder")
+    assert cb.b.timers.remaining("call_escalate") == ESCALATE_S
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import pytest
 from controller.commands import ANSWERED_REFUSALS, COALESCE_S, FUTURE_SKEW_S, CommandDesk, Verb
 from controller.errors import InvalidState
 from controller.events import CommandReceived
-from controller.fit import REPLY_BUDGET
-from controller.models import COMMANDS, Command, Phase, Reply, iso_utc
+from controller.fit import CUT, REPLY_BUDGET
+from controller.models import COMMANDS, Command, Phase, PrivateReply, Reply, iso_utc
 from controller.phases import ACTIVE, ANY, wrong_phase_message
 from mqtt_bridge.fake import FakeLink
 from tests.controller.bench import Bench
@@ -182,13 +182,16 @@ def test_an_unknown_verb_lists_the_verbs(d: Desk) -> None:
 
 
 def test_a_stale_command_is_refused(d: Desk) -> None:
-    sent = d.b.clock.now() - timedelta(seconds=MAX_AGE_S + 5)
+    sent = d.b.clock.now() - timedelta(seconds=MAX_AGE_S + 5.25)
     reply = d.send("advance", body(sent_at=iso_utc(sent)))
     code, message = error(reply)
     assert code == "invalid_payload"
-    assert message.startswith("field 'sent_at': the command is 35 s old (limit 30 s)")
+    assert message == (
+        "field 'sent_at': the command is 35 s old (limit 30 s); "
+        "not executed, send it again if it still applies"
+    )
     assert reply.error is not None
-    assert reply.error.details == {"age_s": MAX_AGE_S + 5, "limit_s": MAX_AGE_S}
+    assert reply.error.details == {"age_s": MAX_AGE_S + 5.25, "limit_s": MAX_AGE_S}
     assert d.ran == []
 
 
@@ -227,7 +230,8 @@ def test_a_handlers_bug_is_internal_and_the_room_keeps_going(
 ) -> None:
     code, message = error(d.send("checkin", body("r1")))
     assert (code, message) == ("internal", "internal error; see the room's log")
-    assert "command checkin failed" in caplog.text and "KeyError" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == ["command checkin failed"]
+    assert "KeyError" in caplog.text
     assert d.send("status", body("r2")).ok
     assert [v for v, _ in d.ran] == ["bug", "status"]
 
@@ -262,6 +266,8 @@ def test_a_long_verb_is_cut_in_the_record(d: Desk) -> None:
     reply = d.send("v" * 200, body())
     assert reply.verb == "v" * 64
     assert d.rejected()[0]["verb"] == "v" * 64
+    quoted = error(reply)[1].split("'")[1]
+    assert quoted == "v" * 63 + CUT, "the message quotes at most 64 characters of it"
 
 
 def test_an_unusable_request_id_is_not_echoed(d: Desk) -> None:
@@ -284,8 +290,9 @@ def test_a_failing_reply_does_not_stop_the_room(d: Desk, caplog: pytest.LogCaptu
     assert d.b.types() == ["ran"], "the command is decided and journaled"
     assert d.b.journal.find_reply("r1") is not None, "a resend gets the first reply"
     assert "reply to advance could not be sent" in caplog.text
-    d.desk.on_command(CommandReceived("fly", json.dumps(body("r2")).encode()))
+    d.desk.on_command(CommandReceived("v" * 200, json.dumps(body("r2")).encode()))
     assert d.rejected()[-1]["code"] == "unknown_verb"
+    assert caplog.records[-1].getMessage() == f"reply to {'v' * 63}{CUT} could not be sent"
 
 
 # --- hostile input (issue 15) -------------------------------------------------------------------
@@ -401,6 +408,7 @@ def test_a_command_on_the_attributed_path_runs_as_its_broker_user(d: Desk) -> No
 def test_a_declared_by_is_not_marked_verified(d: Desk) -> None:
     reply = d.send("advance", body())
     assert reply.by_verified is None and d.ran[0][1].by == "dr-lee"
+    assert d.send("fly", body("r2")).by_verified is None, "nor on a refusal"
 
 
 def test_a_refusal_on_the_attributed_path_names_the_broker_user(d: Desk) -> None:
@@ -415,3 +423,77 @@ def test_a_refusal_on_the_attributed_path_names_the_broker_user(d: Desk) -> None
         }
     ]
     assert d.b.link.replies[-1][0].by_verified is True
+
+
+# --- private replies, edges -----------------------------------------------------------------
+
+
+def private_desk(d: Desk) -> None:
+    notes = Verb(COMMANDS["notes"], ANY, lambda c: {"notes": ["calm"]}, private=True)
+    d.desk.verbs = {**d.desk.verbs, "notes": notes}
+
+
+def test_a_private_verb_replies_only_to_its_response_topic(d: Desk) -> None:
+    private_desk(d)
+    d.desk.on_command(CommandReceived("notes", json.dumps(body()).encode(), "replies/t/7", b"c"))
+    reply, topic, _ = d.b.link.replies[-1]
+    assert type(reply) is PrivateReply and reply.ok and topic == "replies/t/7"
+    assert d.send("status", body("r2")).ok and type(d.b.link.replies[-1][0]) is Reply
+
+
+def test_a_private_verb_without_a_response_topic_runs_nothing(d: Desk) -> None:
+    private_desk(d)
+    code, message = error(d.send("notes", body()))
+    assert code == "invalid_payload"
+    assert message == (
+        "notes replies with clinical text, sent only to an MQTT 5 response topic under "
+        "replies/: send the command with one"
+    )
+    assert d.b.journal.find_reply("r1") is not None, "understood: its refusal is its reply"
+
+
+@pytest.mark.parametrize("request_id", ["x", "x" * 64])
+def test_a_request_id_of_1_to_64_characters_is_echoed_and_recorded(
+    d: Desk, request_id: str
+) -> None:
+    reply = d.send("status", body(request_id))
+    assert reply.request_id == request_id
+    assert d.b.journal.find_reply(request_id) is not None
+
+
+def test_a_command_dated_up_to_the_skew_ahead_runs(d: Desk) -> None:
+    ahead = d.b.clock.now() + timedelta(seconds=FUTURE_SKEW_S)
+    assert d.send("advance", body("r1", sent_at=iso_utc(ahead))).ok
+    ahead = d.b.clock.now() + timedelta(seconds=FUTURE_SKEW_S + 1.25)
+    reply = d.send("advance", body("r2", sent_at=iso_utc(ahead)))
+    assert reply.error is not None
+    assert reply.error.details == {"ahead_s": FUTURE_SKEW_S + 1.25, "limit_s": FUTURE_SKEW_S}
+
+
+def test_a_single_held_refusal_is_journaled_whole_when_the_interval_ends(d: Desk) -> None:
+    d.send("confirm", body("r1", item="x"))  # the interval's first: journaled at once
+    d.desk.on_command(CommandReceived("fly", json.dumps(body("r2")).encode(), user="dr-kim"))
+    assert d.desk.held_refusals == 1
+    d.b.clock.advance(COALESCE_S)
+    d.desk.flush()
+    assert d.rejected()[-1] == {
+        "verb": "fly",
+        "code": "unknown_verb",
+        "request_id": "r2",
+        "by": "dr-kim",
+        "by_verified": True,
+    }
+    assert d.desk.held_refusals == 0
+
+
+def test_held_refusals_are_counted_and_past_the_budget_marked_unanswered(d: Desk) -> None:
+    for i in range(ANSWERED_REFUSALS):  # the first journaled at once, the rest held
+        d.desk.on_command(CommandReceived("fly", json.dumps(body(f"f{i}")).encode()))
+    for i in range(2):  # another code, past the budget: counted, not answered
+        d.desk.on_command(CommandReceived("confirm", json.dumps(body(f"c{i}", item="x")).encode()))
+    d.b.clock.advance(COALESCE_S)
+    d.desk.flush()
+    held = {e["code"]: e for e in d.rejected()[1:]}
+    assert held["unknown_verb"]["count"] == ANSWERED_REFUSALS - 1
+    assert "unanswered" not in held["unknown_verb"]
+    assert (held["invalid_payload"]["count"], held["invalid_payload"]["unanswered"]) == (2, 2)

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import AlarmsSection
+from controller.config import AlarmsSection, Config
 from controller.errors import GateNotMet
 from controller.events import VitalsArrived
-from controller.gates import GateResult, Gates, check_vitals
+from controller.gates import GateResult, Gates, check_vitals, discharge_limits
 from controller.models import Advance, NibpReading, Override, RecordVitals, VitalsSample
 from controller.monitoring import Monitoring
 from tests.controller.bench import Bench
-from tests.controller.harness import ALL_OK
+from tests.controller.harness import ALL_OK, make_config
 
 LIMITS = AlarmsSection()
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -81,6 +81,11 @@ def test_nibp_too_old() -> None:
     assert set(result.unmet) == {"nibp"}
     assert "16 min old" in result.unmet["nibp"]
     assert "max 15" in result.unmet["nibp"]
+
+
+def test_an_hour_old_nibp_says_an_hour() -> None:
+    result = gate(nibp(age_s=3600))
+    assert result.unmet["nibp"] == "last blood pressure is 60 min old (max 15)"
 
 
 @pytest.mark.parametrize(
@@ -163,8 +168,8 @@ def test_check_vitals_adds_to_what_is_already_unmet() -> None:
 class GateBench:
     """Gates on a bench, over real Monitoring (no NIBP module: readings come by hand)."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.b = b = Bench(data_dir, devices=ALL_OK)
+    def __init__(self, data_dir: Path, config: Config | None = None) -> None:
+        self.b = b = Bench(data_dir, config, devices=ALL_OK)
         self.monitoring = Monitoring(
             clock=b.clock, journal=b.journal, log=b.log, timers=b.timers, alarms=b.alarms,
             session=b.facts, health=b.health, nibp=None,
@@ -307,3 +312,112 @@ def test_no_gate_checks_nothing(gb: GateBench) -> None:
     before = gb.b.journal.last_seq
     gb.gates.pass_gate(None, Advance(request_id="r", by="dr-lee"))
     assert gb.b.journal.last_seq == before
+
+
+def raise_high(gb: GateBench) -> str:
+    gb.b.alarms.raise_now("emergency", kind="physiological", priority="high", message="E")
+    return gb.b.alarms.alarms["emergency"].id
+
+
+def ready_for_discharge(gb: GateBench) -> None:
+    gb.confirm("psych_ready", "reminders_given")
+    gb.manual(sys=120, dia=80)
+    gb.sample()
+
+
+def test_an_unacknowledged_high_alarm_holds_discharge_past_any_override(gb: GateBench) -> None:
+    ready_for_discharge(gb)
+    raise_high(gb)
+    gb.b.clock.advance(1)
+    gb.b.alarms.raise_now("sys_high", kind="physiological", priority="high", message="BP")
+    result = gb.gates.evaluate("discharge")
+    assert result.unmet == {"alarms": "high-priority alarm not acknowledged: emergency, sys_high"}
+    assert not result.overridable
+    cmd = Advance(request_id="r", by="dr-lee", override=Override(reason="family waiting"))
+    with pytest.raises(GateNotMet) as exc:
+        gb.gates.pass_gate("discharge", cmd)
+    assert exc.value.details["not_overridable"] == ["alarms"]
+    assert exc.value.message.endswith("(an override cannot pass: acknowledge the alarm first)")
+    (data,) = gb.b.events("gate_checked")
+    assert data["override_refused"] == ["alarms"]
+    assert data["override"] == {"reason": "family waiting", "by": "dr-lee"}
+
+
+def test_a_refused_override_names_only_the_item_it_cannot_pass(gb: GateBench) -> None:
+    gb.confirm("psych_ready")
+    raise_high(gb)
+    cmd = Advance(request_id="r", by="dr-lee", override=Override(reason="family waiting"))
+    with pytest.raises(GateNotMet) as exc:
+        gb.gates.pass_gate("discharge", cmd)
+    assert set(exc.value.details["unmet"]) == {"reminders_given", "nibp", "spo2", "hr", "alarms"}
+    assert exc.value.details["not_overridable"] == ["alarms"]
+    assert exc.value.message.startswith("discharge gate not met: reminders_given: ")
+    assert gb.b.events("gate_checked")[0]["override_refused"] == ["alarms"]
+
+
+def test_an_acknowledged_high_alarm_no_longer_holds_discharge(gb: GateBench) -> None:
+    ready_for_discharge(gb)
+    gb.b.alarms.acknowledge(raise_high(gb), "dr-lee")
+    assert gb.gates.evaluate("discharge").met
+
+
+def test_a_high_alarm_does_not_hold_the_other_gates(gb: GateBench) -> None:
+    gb.confirm("readiness", "consent", "iv_line")
+    gb.manual(sys=120, dia=80)
+    gb.sample()
+    raise_high(gb)
+    assert gb.gates.evaluate("safety").met
+    assert gb.gates.evaluate("infusion_start").met
+
+
+def test_an_override_of_items_it_may_pass_refuses_nothing(gb: GateBench) -> None:
+    result = gb.gates.evaluate("discharge")
+    assert result.overridable and not result.met
+    cmd = Advance(request_id="r", by="dr-lee", override=Override(reason="monitor in use"))
+    gb.gates.check(result, cmd)
+    assert "override_refused" not in gb.b.events("gate_checked")[0]
+
+
+def test_the_infusion_gate_wants_the_iv_line_too(gb: GateBench) -> None:
+    gb.confirm("readiness", "consent")
+    gb.manual(sys=120, dia=80)
+    gb.sample()
+    assert gb.gates.evaluate("infusion_start").unmet == {"iv_line": "IV line not confirmed"}
+
+
+def test_discharge_limits_apart_from_the_alarm_limits(tmp_path: Path) -> None:
+    g = GateBench(tmp_path, make_config(discharge={"spo2_low": 95, "sys_high": 150}))
+    g.b.start_session()
+    ready_for_discharge(g)
+    g.sample(spo2=94)
+    assert g.gates.evaluate("discharge").unmet == {"spo2": "SpO2 94 below 95"}
+    assert g.gates.evaluate("safety").unmet.get("spo2") is None, "the alarm limit elsewhere"
+    g.manual(sys=160, dia=80)
+    g.sample()
+    assert g.gates.evaluate("discharge").unmet == {"nibp": "blood pressure 160/80 above limits"}
+    g.b.close()
+
+
+def test_discharge_limits_keep_the_alarms_priority_and_delay() -> None:
+    alarms = AlarmsSection()
+    limits = discharge_limits(alarms, make_config(discharge={"hr_high": 100}).discharge)
+    assert limits.hr_high == alarms.hr_high.model_copy(update={"limit": 100})
+    assert limits.hr_low == alarms.hr_low
+
+
+def test_the_baseline_nibp_is_valid_for_exactly_its_age(gb: GateBench) -> None:
+    gb.confirm("readiness", "consent")
+    gb.manual(sys=120, dia=80)
+    gb.b.clock.advance(15 * 60 - 5)
+    gb.sample()
+    assert gb.gates.evaluate("safety").met
+    gb.b.clock.advance(10)
+    gb.sample()
+    assert set(gb.gates.evaluate("safety").unmet) == {"nibp"}
+
+
+def test_at_discharge_an_oximeter_sample_is_live_for_stale_s_only(gb: GateBench) -> None:
+    # manual_max_age_s is for hand entries; the oximeter's readings must be live.
+    ready_for_discharge(gb)
+    gb.b.clock.advance(LIMITS.stale_s + 1)
+    assert set(gb.gates.evaluate("discharge").unmet) == {"spo2", "hr"}

@@ -26,14 +26,19 @@ class Mon:
     """Monitoring on a bench, with a commandable NIBP module unless told otherwise."""
 
     def __init__(
-        self, data_dir: Path, *, module: bool = True, devices: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        *,
+        module: bool = True,
+        devices: dict[str, str] | None = None,
+        manual: bool = False,
     ) -> None:
         self.b = Bench(data_dir, devices=ALL_OK if devices is None else devices)
         self.nibp = FakeNibp(self.b.inbox.append, self.b.clock)
         b = self.b
         self.m = Monitoring(
             clock=b.clock, journal=b.journal, log=b.log, timers=b.timers, alarms=b.alarms,
-            session=b.facts, health=b.health, nibp=self.nibp if module else None,
+            session=b.facts, health=b.health, nibp=self.nibp if module else None, manual=manual,
         )  # fmt: skip
         b.folds.append(self.m.apply)
 
@@ -290,6 +295,7 @@ def test_a_due_measurement_not_taken_is_overdue(mon: Mon) -> None:
     assert mon.fire() == ["nibp_overdue"]
     alarm = mon.b.alarms.alarms["nibp_overdue"]
     assert (alarm.kind, alarm.priority) == ("technical", "medium")
+    assert alarm.message == "Blood pressure due and not measured"
     assert not mon.b.timers.pending("nibp_overdue")
     # The next due time finds the alarm standing: no second overdue timer.
     mon.b.clock.advance(INTERVAL_S - NIBP_OVERDUE_S)
@@ -482,3 +488,64 @@ def test_no_vitals_are_stored_outside_a_session(tmp_path: Path) -> None:
     assert [kind for _, kind in rows].count("nibp") == 1
     assert [kind for _, kind in rows].count("sample") == 61  # the baseline one and 60 more
     h.close()
+
+
+# --- manual monitoring ([room] monitoring = "manual") ----------------------------------------
+
+MANUAL_S = 5 * 60  # [protocol] manual_interval_minutes default
+
+
+def test_manual_monitoring_prompts_then_alarms_when_a_prompt_goes_unanswered(
+    tmp_path: Path,
+) -> None:
+    mon = Mon(tmp_path, manual=True)
+    mon.in_infusion()
+    assert mon.b.timers.remaining("manual_vitals") == MANUAL_S
+    mon.b.clock.advance(MANUAL_S)
+    assert mon.fire() == ["manual_vitals"]
+    due = iso_utc(mon.b.clock.now() + timedelta(seconds=MANUAL_S))
+    assert mon.b.events("vitals_due") == [{"escalated": False, "next_due_at": due}]
+    assert mon.b.timers.remaining("manual_vitals") == MANUAL_S
+    mon.b.clock.advance(MANUAL_S)
+    assert "manual_vitals" in mon.fire()  # with the blood pressure's, due at 10 min too
+    assert mon.b.events("vitals_due")[-1]["escalated"] is True
+    alarm = mon.b.alarms.alarms["manual_vitals_overdue"]
+    assert (alarm.kind, alarm.priority) == ("technical", "medium")
+    assert alarm.message.startswith("Hand-entered SpO2 and heart rate overdue")
+    mon.vitals(sys=120, dia=80)
+    assert "manual_vitals_overdue" in mon.b.codes(), "a blood pressure is not what was asked"
+    mon.vitals(hr=70)
+    assert "manual_vitals_overdue" not in mon.b.codes()
+    mon.b.clock.advance(MANUAL_S)
+    assert mon.fire() == ["manual_vitals"]
+    assert mon.b.events("vitals_due")[-1]["escalated"] is False, "the last prompt was answered"
+    mon.b.enter("debrief")
+    assert not mon.b.timers.pending("manual_vitals"), "prompts are for the infusion only"
+    mon.b.close()
+
+
+@pytest.mark.parametrize("values", [{"spo2": 96}, {"hr": 70}])
+def test_either_hand_value_answers_the_prompt(tmp_path: Path, values: dict[str, int]) -> None:
+    mon = Mon(tmp_path, manual=True)
+    mon.in_infusion()
+    for _ in range(2):
+        mon.b.clock.advance(MANUAL_S)
+        mon.fire()
+    mon.vitals(**values)
+    assert mon.b.codes() == []
+    mon.b.close()
+
+
+def test_without_manual_monitoring_nothing_prompts(mon: Mon) -> None:
+    mon.in_infusion()
+    assert not mon.b.timers.pending("manual_vitals")
+
+
+def test_a_replayed_overdue_alarm_leaves_no_overdue_timer(mon: Mon) -> None:
+    # Folding the journal again after a restart: the raised alarm is the overdue timer's
+    # trace, so no second alarm may be armed.
+    mon.in_infusion()
+    mon.b.log.emit("nibp_due", {"next_due_at": iso_utc(mon.b.clock.now())})
+    assert mon.b.timers.pending("nibp_overdue")
+    mon.b.alarms.raise_now("nibp_overdue", kind="technical", priority="medium", message="x")
+    assert not mon.b.timers.pending("nibp_overdue")
