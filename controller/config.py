@@ -348,8 +348,9 @@ class ProtocolSection(Section):
     playlist_minutes: MinutesRange = (50, 60)
     debrief_minutes: MinutesRange = (20, 30)
     dose_mg_per_kg: float = Field(default=0.5, gt=0, le=5)
+    # At most 50: the list rides on every retained state, which must fit the broker's limit.
     side_effects: list[SideEffect] = Field(
-        default_factory=lambda: list(DEFAULT_SIDE_EFFECTS), min_length=1
+        default_factory=lambda: list(DEFAULT_SIDE_EFFECTS), min_length=1, max_length=50
     )
 
 

@@ -479,6 +479,12 @@ def test_a_clinic_sets_its_own_expectations_and_time_zone() -> None:
         ({"protocol": {"dose_mg_per_kg": 0}}, "protocol.dose_mg_per_kg", ""),
         ({"protocol": {"side_effects": []}}, "protocol.side_effects", ""),
         ({"protocol": {"side_effects": [""]}}, "protocol.side_effects.0", ""),
+        # the list rides on every retained state: bounded so the state fits the broker
+        (
+            {"protocol": {"side_effects": [f"e{i}" for i in range(51)]}},
+            "protocol.side_effects",
+            "50",
+        ),
     ],
 )
 def test_bad_expectations_and_zones_name_the_key(
