@@ -241,20 +241,32 @@ def test_an_emergency_is_not_held_behind_a_flood(
     behind = time.monotonic() - sent
     assert "error" not in reply or reply["error"]["code"] != "internal", reply
     assert behind < EMERGENCY_BEHIND_FLOOD_S, f"the emergency was answered {behind:.2f} s late"
-    time.sleep(1.5)  # let the coalescing interval close
-    rid, payload = body()
-    assert doc.publish(by_me("status"), payload) == SUCCESS
-    reply_to(doc, rid, timeout=30)
-    rejected = events_of(doc, "command_rejected")
+    # The room may still be rejecting the flood after answering the emergency (its lane goes
+    # first); each interval's held refusals are journaled once it is over (the next command
+    # or tick). Send a status every 1.2 s until the refusals stop, then read the count.
+
+    def tally() -> tuple[int, list[dict[str, Any]]]:
+        rid, payload = body()
+        assert doc.publish(by_me("status"), payload) == SUCCESS
+        reply_to(doc, rid, timeout=30)
+        rejected = events_of(doc, "command_rejected")
+        return sum(e["data"].get("count", 1) for e in rejected), rejected
+
+    counted, rejected = tally()
+    for _ in range(20):  # bounded: 24 s
+        time.sleep(1.2)
+        before, (counted, rejected) = counted, tally()
+        if counted == before:
+            break
     assert len(rejected) < 50, f"{len(rejected)} command_rejected events for a {FLOOD} flood"
     refusals = [
         m for m in doc.on(f"{ROOT}/replies") if json.loads(m.payload)["request_id"] in ("", "f")
     ]
     seconds = time.monotonic() - sent + 2
     assert len(refusals) <= ANSWERED_REFUSALS * seconds, "a flood is not answered in full"
-    counted = sum(e["data"].get("count", 1) for e in rejected)
     unanswered = sum(e["data"].get("unanswered", 0) for e in rejected)
-    # (the module's room may count a refusal of the test before in the same interval)
-    assert counted >= FLOOD and unanswered >= FLOOD - len(refusals), (counted, unanswered)
+    # (the module's room may also count a refusal of the test before in the same interval)
+    assert counted >= FLOOD, (counted, unanswered, len(refusals))
     assert counted - unanswered >= len(refusals), "every refusal answered is counted so"
+    assert unanswered >= counted - len(refusals) - 1, "every other refusal counted unanswered"
     assert_still_connected(doc, room)
