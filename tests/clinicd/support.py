@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -34,25 +33,12 @@ class ArchiveProcess(RoomProcess):
         self.log = workdir / "clinicd.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        """Start the archive (it connects in the background)."""
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mqtt_bridge.clinicd",
-                    "--config",
-                    str(self.config),
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--log-level",
-                    "DEBUG",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+    def argv(self) -> list[str]:
+        """``python -m mqtt_bridge.clinicd`` on this config and data directory."""
+        return [
+            sys.executable, "-m", "mqtt_bridge.clinicd", "--config", str(self.config),
+            "--data-dir", str(self.data_dir), "--log-level", "DEBUG",
+        ]  # fmt: skip
 
 
 class ArchiveClient(Probe):

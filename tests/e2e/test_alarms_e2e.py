@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import tty
@@ -345,28 +343,19 @@ class RoomOnMockPins(RoomProcess):
         text = self.config.read_text().replace("[room]\n", f"[room]\n{room_toml}", 1)
         self.config.write_text(text)
 
-    def start(self) -> None:
-        """Start the daemon without ``--simulate``."""
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "controller",
-                    "--config",
-                    str(self.config),
-                    "--data-dir",
-                    str(self.data_dir),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={
-                    **os.environ,
-                    "PYTHONUNBUFFERED": "1",
-                    "GPIOZERO_PIN_FACTORY": "mock",
-                    "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin",
-                },
-            )
+    def argv(self) -> list[str]:
+        """The daemon without ``--simulate``."""
+        argv = super().argv()
+        at = argv.index("--simulate")
+        return argv[:at] + argv[at + 3 :]  # without --simulate --time-scale N
+
+    def env(self) -> dict[str, str]:
+        """gpiozero's mock pins."""
+        return {
+            **super().env(),
+            "GPIOZERO_PIN_FACTORY": "mock",
+            "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin",
+        }
 
 
 @pytest.fixture

@@ -35,25 +35,23 @@ class RoomProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.root = f"clinic/rooms/{room_id}"
 
+    def argv(self) -> list[str]:
+        """The command line the process is started with."""
+        return [
+            sys.executable, "-m", "controller", "--simulate",
+            "--time-scale", str(self.time_scale),
+            "--config", str(self.config), "--data-dir", str(self.data_dir),
+        ]  # fmt: skip
+
+    def env(self) -> dict[str, str]:
+        """The process's environment."""
+        return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
     def start(self) -> None:
-        """Start the daemon (it connects in the background)."""
+        """Start the process (it connects in the background), its output in ``log``."""
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "controller",
-                    "--simulate",
-                    "--time-scale",
-                    str(self.time_scale),
-                    "--config",
-                    str(self.config),
-                    "--data-dir",
-                    str(self.data_dir),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                self.argv(), stdout=log, stderr=subprocess.STDOUT, env=self.env()
             )
 
     def kill9(self) -> None:
