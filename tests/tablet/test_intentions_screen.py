@@ -24,7 +24,15 @@ from typing import Any
 import pytest
 
 from tests.support.probe import Probe
-from tests.tablet.conftest import ARTIFACTS, ROOM_ID, TOP, USER, Stack, started_stack
+from tests.tablet.conftest import (
+    ARTIFACTS,
+    ROOM_ID,
+    TOP,
+    USER,
+    Stack,
+    node_tests,
+    started_stack,
+)
 from tests.tablet.test_tablet import Page
 
 pytestmark = pytest.mark.e2e
@@ -140,16 +148,7 @@ def fill(page: Page, field: str, value: str) -> None:
 
 def test_the_intentions_logic_unit_tests_pass() -> None:
     """intentions.js under ``node --test`` (intentions.test.js)."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (Debian: nodejs)")
-    run = subprocess.run(
-        [node, "--test", str(HERE / "intentions.test.js")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    node_tests(HERE / "intentions.test.js")
 
 
 def test_mosquitto_serves_the_intentions_files(stack: Stack) -> None:
