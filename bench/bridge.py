@@ -168,12 +168,14 @@ class Site:
 
 
 class Seen:
-    """Events by (site, room, seq) as one subscriber received them: first arrival, count."""
+    """Events by (site, room, seq) as one subscriber received them: first arrival, count;
+    and how many live vitals samples it received from each site."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.first: dict[tuple[str, str, int], tuple[float, float]] = {}
         self.count: Counter[tuple[str, str, int]] = Counter()
+        self.vitals: Counter[str] = Counter()
 
     def add(self, site: str, room: str, t: float, wall: float, payload: bytes) -> None:
         """Note one event received at ``wall`` (latency from its ``ts``)."""
@@ -184,19 +186,30 @@ class Seen:
             self.count[key] += 1
             self.first.setdefault(key, (t, lat))
 
+    def add_vitals(self, site: str) -> None:
+        """Note one live vitals sample from ``site``."""
+        with self.lock:
+            self.vitals[site] += 1
+
     def central(self, t: float, wall: float, topic: str, payload: bytes) -> None:
-        """``sites/<site>/clinic/rooms/<room>/events`` at the central tablet."""
+        """``sites/<site>/clinic/rooms/<room>/events`` (and ``…/vitals``) at the central
+        tablet."""
         parts = topic.split("/")
         if len(parts) == 6 and parts[5] == "events":
             self.add(parts[1], parts[4], t, wall, payload)
+        elif len(parts) == 6 and parts[5] == "vitals":
+            self.add_vitals(parts[1])
 
     def on_site(self, site: str) -> Any:
-        """The hook for a subscriber on ``site``'s own broker (``clinic/rooms/<room>/events``)."""
+        """The hook for a subscriber on ``site``'s own broker (``clinic/rooms/<room>/events``
+        and ``…/vitals``)."""
 
         def hook(t: float, wall: float, topic: str, payload: bytes) -> None:
             parts = topic.split("/")
             if len(parts) == 4 and parts[3] == "events":
                 self.add(site, parts[2], t, wall, payload)
+            elif len(parts) == 4 and parts[3] == "vitals":
+                self.add_vitals(site)
 
         return hook
 
@@ -297,23 +310,31 @@ def bench_bridge(
     driver: Driver | None = None
     seen_central, seen_site = Seen(), Seen()
     try:
-        watcher = Client(central.port, "bridges", ["sites/+/bridge/status"])
+        watcher = Client(
+            central.port, "bridges", ["sites/+/bridge/status", "sites/+/bridge/vitals/status"]
+        )
         clients.append(watcher)
         tablet = Client(
-            central.port, "tablet", ["sites/+/clinic/rooms/+/events"],
+            central.port,
+            "tablet",
+            ["sites/+/clinic/rooms/+/events", "sites/+/clinic/rooms/+/vitals"],
             on_message=seen_central.central,
-        )  # fmt: skip
+        )
         clients.append(tablet)
         archives = [start_archive(workdir / f"archive-{s}", s, central.port) for s in SITES]
         site_clients: dict[str, Client] = {}
         for name in SITES:
             ups = watcher.expect(bridge_state(name, b"1"))
+            vitals_up = watcher.expect(
+                lambda t, p, name=name: t == f"sites/{name}/bridge/vitals/status" and p == b"1"
+            )
             site = Site(workdir / name, name, central, pki, passwords[f"bridge-{name}"])
             sites.append(site)
             site.broker.start()
             ups.wait(30.0, f"{name} bridge up")
+            vitals_up.wait(30.0, f"{name} vitals bridge up")
             ref = Client(
-                site.port, f"ref-{name}", ["clinic/rooms/+/events"],
+                site.port, f"ref-{name}", ["clinic/rooms/+/events", "clinic/rooms/+/vitals"],
                 on_message=seen_site.on_site(name),
             )  # fmt: skip
             clients.append(ref)
@@ -334,10 +355,13 @@ def bench_bridge(
         # 1. latency: every event of the window, at the site and at the central tablet.
         with seen_central.lock, seen_site.lock:
             before = set(seen_site.first)
+            vitals_before = (sum(seen_central.vitals.values()), sum(seen_site.vitals.values()))
         driver.start()
         time.sleep(window_s)
         with seen_central.lock, seen_site.lock:
             window = [k for k in seen_site.first if k not in before]
+            vitals_central = sum(seen_central.vitals.values()) - vitals_before[0]
+            vitals_site = sum(seen_site.vitals.values()) - vitals_before[1]
         # 2. the cut: site-a's WAN link goes for cut_s while the rooms keep going.
         cut_site = sites[0]
         down = watcher.expect(
@@ -421,6 +445,8 @@ def bench_bridge(
         "events_per_s_per_room": round(1 / EVENT_INTERVAL_S, 2),
         "central_latency": central_p,
         "bridge_hop": summary_ms(hop),
+        # Live vitals cross on their own bridge connection (bridge-site.conf, `central-vitals`).
+        "vitals_window": {"site": vitals_site, "central": vitals_central},
         "overhead_p99_ms": round(float(central_p["p99_ms"]) - float(site_p["p99_ms"]), 3),
         "overhead_p50_ms": round(float(central_p["p50_ms"]) - float(site_p["p50_ms"]), 3),
         "cut": {
@@ -439,7 +465,8 @@ def bench_bridge(
         },
         "reference": {"single_broker_latency": site_p},
         "note": "rooms on two site brokers bridged (shipped bridge-site.conf: TLS, MQTT 3.1.1, "
-        "QoS 1) to a central broker; latency = receive time − the event's ts, the same "
-        "events at a subscriber on the site broker (reference) and on the central broker; "
+        "QoS 1; live vitals, QoS 0, on a second connection) to a central broker; latency = "
+        "receive time − the event's ts, the same events at a subscriber on the site broker "
+        "(reference) and on the central broker; "
         f"the bench's bridges retry with `{BENCH_RESTART}`",
     }

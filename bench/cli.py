@@ -446,6 +446,12 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 f"bridge back {cut['reconnect_s']:.2f} s, caught up {cut['caught_up_s']:.2f} s "
                 "after the link",
             ],
+            [
+                "",
+                f"live vitals in the window: {r['vitals_window']['central']} at the centre "
+                "(own connection)",
+                f"{r['vitals_window']['site']} on the sites",
+            ],
         ]
     if "archive" in results:
         r = results["archive"]

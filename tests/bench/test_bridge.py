@@ -44,6 +44,33 @@ def test_the_shipped_bridge_config_is_rendered_per_site(tmp_path: Path) -> None:
     acl = central_acl(("site-a", "site-b"))
     assert "user bridge-site-b" in acl and "topic write sites/site-b/clinic/rooms/+/events" in acl
     assert "topic read sites/site-b/clinic/rooms/+/cmd/events" in acl
+    assert "topic readwrite sites/site-b/bridge/vitals/status" in acl
+
+
+def _topics_by_connection(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    conn = ""
+    for line in text.splitlines():
+        if line.startswith("connection "):
+            conn = line.split()[1]
+            out[conn] = []
+        elif line.startswith("topic "):
+            out[conn].append(line)
+    return out
+
+
+def test_qos_0_vitals_cross_on_a_connection_of_their_own(tmp_path: Path) -> None:
+    """Mosquitto's bridge socket keeps Nagle on: a QoS 0 message (no PUBACK) on the events'
+    connection made the next event wait for the central host's delayed ACK (40 ms). The
+    shipped config keeps every QoS 0 topic off the connection that carries QoS 1."""
+    topics = _topics_by_connection(render_bridge("site-b", 4242, tmp_path / "ca.crt", "pw"))
+    assert set(topics) == {"central", "central-vitals"}
+    assert topics["central-vitals"] == ["topic rooms/+/vitals out 0 clinic/ sites/site-b/clinic/"]
+    assert topics["central"] and all(line.split()[3] == "1" for line in topics["central"])
+    text = render_bridge("site-b", 4242, tmp_path / "ca.crt", "pw")
+    # Both connections are substituted: the same central, CA and password.
+    assert text.count("address 127.0.0.1:4242") == 2
+    assert text.count("remote_password pw") == 2 and text.count("bridge_insecure false") == 2
 
 
 def test_a_bridge_config_missing_a_substituted_line_is_refused(
@@ -108,6 +135,8 @@ def test_a_bridge_cut_loses_nothing_and_the_archive_stores_each_event_once(
     assert cut["archive_lost"] == 0 and cut["archive_duplicates"] == 0
     for room in cut["rooms"]:
         assert room["central_lost"] == 0 and room["archived"] == room["journal_events"]
+    # Live vitals reach the centre on their own connection.
+    assert r["vitals_window"]["central"] > 0
     # The figures the bench prints are consistent with each other.
     assert r["overhead_p99_ms"] == round(
         r["central_latency"]["p99_ms"] - r["reference"]["single_broker_latency"]["p99_ms"], 3
