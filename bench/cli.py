@@ -354,7 +354,8 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 "footprint",
                 f"CPU {r['cpu_pct_of_core']:.2f} % core, RSS max {r['rss_mb_max']:.1f} MB "
                 f"({r['window_s']:.0f} s, {r['music']})",
-                f"bare paho process RSS {r['reference']['bare_paho_process_rss_mb']:.1f} MB",
+                f"bare paho process RSS {r['reference']['bare_paho_process_rss_mb']:.1f} MB; "
+                f"the room's libraries alone {r['reference']['deps_floor_rss_mb']:.1f} MB",
             ]
         )
         out.append(
@@ -378,8 +379,8 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                     f"room threads {r['room_threads_cpu_pct']:.2f} % core, RSS max "
                     f"{r['rss_mb_max']:.1f} MB ({pinned}, {r['window_s']:.0f} s)",
                     f"whole process {r['cpu_pct_of_core']:.2f} %, simulators "
-                    f"{r['sim_threads_cpu_pct']:.2f} %; bare paho RSS "
-                    f"{r['reference']['bare_paho_process_rss_mb']:.1f} MB",
+                    f"{r['sim_threads_cpu_pct']:.2f} %; libraries alone RSS "
+                    f"{r['reference']['deps_floor_rss_mb']:.1f} MB",
                 ]
             )
     if "kill9" in results:

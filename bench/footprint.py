@@ -25,6 +25,7 @@ from bench.infra import (
     bare_paho_script,
     compile_sources,
     cpu_percent,
+    deps_floor_script,
     proc_sample,
     python_argv,
     reap,
@@ -75,7 +76,7 @@ def bench_footprint(
     )
     counter = TopicCounter(room.root)
     client = Client(broker.port, "foot", [f"{room.root}/#"], on_message=counter)
-    ref = None
+    ref = floor = None
     try:
         online = expect_online(client, room)
         room.start()
@@ -84,9 +85,14 @@ def bench_footprint(
         time.sleep(2.0)  # settle: the infusion's first lights, music and state are out
         # The reference: a bare paho client process, connected and idle, in the same window.
         ref = spawn(python_argv(bare_paho_script(broker.port, window_s + 30)), workdir / "ref.log")
+        # And the room's libraries alone, imported and used once: what no room code can shed.
+        floor = spawn(
+            python_argv(deps_floor_script(broker.port, window_s + 30)), workdir / "floor.log"
+        )
         counter.counting = True
         rss: list[int] = []
         ref_rss: list[int] = []
+        floor_rss: list[int] = []
         before = proc_sample(room.pid)
         threads_before = thread_times(room.pid)
         broker_before = proc_sample(broker.pid)
@@ -97,6 +103,7 @@ def bench_footprint(
             rss.append(proc_sample(room.pid).rss_kb)
             if elapsed > 2.0:  # the reference has imported paho and connected by then
                 ref_rss.append(proc_sample(ref.pid).rss_kb)
+                floor_rss.append(proc_sample(floor.pid).rss_kb)
             time.sleep(min(1.0, max(0.0, window_s - elapsed)))
         after = proc_sample(room.pid)
         threads_after = thread_times(room.pid)
@@ -105,12 +112,14 @@ def bench_footprint(
         counter.counting = False
         if not ref_rss:
             ref_rss.append(proc_sample(ref.pid).rss_kb)
+            floor_rss.append(proc_sample(floor.pid).rss_kb)
         with counter.lock:
             msgs = dict(counter.msgs)
             nbytes = dict(counter.bytes)
     finally:
-        if ref is not None:
-            reap(ref)
+        for proc in (ref, floor):
+            if proc is not None:
+                reap(proc)
         client.close()
         room.stop()
         broker.stop()
@@ -135,7 +144,10 @@ def bench_footprint(
         "published_bytes_per_s": {k: round(v / wall, 1) for k, v in sorted(nbytes.items())},
         "total_msgs_per_s": round(sum(msgs.values()) / wall, 3),
         "total_bytes_per_s": round(sum(nbytes.values()) / wall, 1),
-        "reference": {"bare_paho_process_rss_mb": round(max(ref_rss) / 1024, 1)},
+        "reference": {
+            "bare_paho_process_rss_mb": round(max(ref_rss) / 1024, 1),
+            "deps_floor_rss_mb": round(max(floor_rss) / 1024, 1),
+        },
         "load": "1 Hz simulated oximeter, NIBP module idle between readings, state heartbeat "
         "every 10 s, lights and music of the infusion phase; room threads = every thread but "
         "the simulated devices' (sim-*), named for /proc by bench.threads.launcher; the room "

@@ -447,6 +447,24 @@ def bare_paho_script(port: int, seconds: float) -> str:
     )
 
 
+def deps_floor_script(port: int, seconds: float) -> str:
+    """A ``python -c`` program: the room's own libraries imported and used once (paho
+    connected, one pydantic model validated, a gpiozero device on mock pins, SQLite, TLS,
+    pyserial), then idle: the memory floor the room's code stands on."""
+    return (
+        "import json, logging, sqlite3, ssl, time, tomllib, serial\n"
+        "import paho.mqtt.client as m, pydantic\n"
+        "from gpiozero import Device, LED\n"
+        "from gpiozero.pins.mock import MockFactory\n"
+        "class M(pydantic.BaseModel):\n    x: int\n"
+        "M.model_validate_json('{\"x\": 1}')\n"
+        "Device.pin_factory = MockFactory(); led = LED(17)\n"
+        "db = sqlite3.connect(':memory:'); ctx = ssl.create_default_context()\n"
+        "c = m.Client(m.CallbackAPIVersion.VERSION2, protocol=m.MQTTv5)\n"
+        f"c.connect('127.0.0.1', {port}); c.loop_start(); time.sleep({seconds})\n"
+    )
+
+
 def echo_script(port: int, req: str, rep: str) -> str:
     """A ``python -c`` program: a bare paho client that republishes every request (QoS 1)."""
     return (

@@ -116,7 +116,7 @@ def test_the_scale_benchmarks_have_rows_and_targets() -> None:
         "rss_mb_max": 41.0,
         "pinned_cpus": [0],
         "window_s": 60.0,
-        "reference": {"bare_paho_process_rss_mb": 22.1},
+        "reference": {"bare_paho_process_rss_mb": 22.1, "deps_floor_rss_mb": 38.1},
     }
     results = {
         "pi": foot,
@@ -124,6 +124,7 @@ def test_the_scale_benchmarks_have_rows_and_targets() -> None:
             "central_latency": {**lat, "p99_ms": 9.0},
             "reference": {"single_broker_latency": lat},
             "overhead_p99_ms": 3.0,
+            "vitals_window": {"site": 40, "central": 39},
             "cut": {
                 "site": "site-a",
                 "cut_s": 30,
@@ -167,6 +168,7 @@ def test_the_scale_benchmarks_have_rows_and_targets() -> None:
     }
     table = render(results, check_targets(results), {})
     assert "taskset -c 0" in table and "site broker p50/p99 2.00/6.00 ms" in table
+    assert "libraries alone RSS 38.1 MB" in table and "39 at the centre" in table
     assert "lost 0 of 400" in table and "course p50/p99 2.0/80.0 ms" in table
     assert "bare paho drain: 4000 msg/s" in table
     assert selected(["bridge", "pi", "archive"]) == ["bridge", "pi", "archive"]
