@@ -25,11 +25,13 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ from bench.infra import (
     summary_ms,
 )
 from mqtt_bridge.clinicd.config import CourseSection
+from mqtt_bridge.clinicd.sender import ENQUEUE_PER_TURN
 from mqtt_bridge.clinicd.service import BATCH_MAX
 from mqtt_bridge.clinicd.store import Store
 from mqtt_bridge.clinicd.verbs import Archive
@@ -288,6 +291,41 @@ def _over_mqtt(
     }
 
 
+def _timed_ms(fn: Callable[[], object], n: int = 20) -> float:
+    """The median of ``n`` calls of ``fn``, in ms."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times) * 1000, 3)
+
+
+def _hl7_scan(db: Path) -> dict[str, Any]:
+    """What clinicd's worker pays on every turn when HL7 is configured: the look for ended
+    sessions whose message is still to queue — with a year's backlog (HL7 newly configured:
+    one turn's share), and once all are queued; beside a bare count of the sessions."""
+    store = Store(db)
+    try:
+        backlog = len(store.sessions_to_send())
+        first_turn = _timed_ms(lambda: store.sessions_to_send(ENQUEUE_PER_TURN))
+        with store.batch():
+            for room_id, session_id in store.sessions_to_send():
+                store.enqueue_message(session_id, room_id, "MSH|bench", datetime.now(UTC))
+        steady = _timed_ms(lambda: store.sessions_to_send(ENQUEUE_PER_TURN))
+    finally:
+        store.close()
+    reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        count = _timed_ms(lambda: reader.execute("SELECT count(*) FROM sessions").fetchone())
+    finally:
+        reader.close()
+    return {
+        "scan": {"backlog": backlog, "first_turn_ms": first_turn, "all_queued_ms": steady},
+        "count": count,
+    }
+
+
 def bench_archive(
     workdir: Path,
     rooms: int,
@@ -320,6 +358,7 @@ def bench_archive(
         store.close()
     raw = _raw_insert(workdir / "raw.sqlite", max(50, ingest_n // 20))
     over = _over_mqtt(workdir / "clinicd", db, patients, queries, ingest_n)
+    hl7 = _hl7_scan(db)
     return {
         "rooms": rooms,
         "days": days,
@@ -331,7 +370,9 @@ def bench_archive(
         "course_ms": over["mqtt"],
         "course_direct_ms": summary_ms(direct),
         "clinicd_rss_mb": over["clinicd_rss_mb"],
+        "hl7_scan_ms": hl7["scan"],
         "reference": {
+            "sessions_count_ms": hl7["count"],
             "raw_insert_per_txn_per_s": round(raw),
             "bare_paho_drain_per_s": round(over["bare_drain"]),
             "echo_ms": over["echo"],

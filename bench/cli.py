@@ -474,6 +474,13 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 f"paho echo p99 {ref['echo_ms']['p99_ms']:.2f} ms; bare paho RSS "
                 f"{ref['bare_paho_rss_mb']:.1f} MB",
             ],
+            [
+                "",
+                f"HL7 due-session look, per turn: {r['hl7_scan_ms']['first_turn_ms']:.2f} ms "
+                f"with {r['hl7_scan_ms']['backlog']} to queue, "
+                f"{r['hl7_scan_ms']['all_queued_ms']:.3f} ms once queued",
+                f"count(*) of the sessions: {ref['sessions_count_ms']:.2f} ms",
+            ],
         ]
     return out
 

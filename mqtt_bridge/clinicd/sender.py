@@ -22,6 +22,10 @@ from mqtt_bridge.clinicd.store import OutboxRow, Store
 log = logging.getLogger("clinicd.hl7")
 
 
+ENQUEUE_PER_TURN = 20
+"""Messages built per worker turn at most (each reads its session's events)."""
+
+
 class Hl7Sender:
     """Builds, queues and sends the sessions' messages."""
 
@@ -35,10 +39,12 @@ class Hl7Sender:
 
     # --- queueing (on the archive's worker thread, with its store) ------------------------
 
-    def enqueue_ended(self, store: Store) -> int:
-        """Queue the message of every ended, complete session not queued yet; how many."""
+    def enqueue_ended(self, store: Store, limit: int = ENQUEUE_PER_TURN) -> int:
+        """Queue the message of ended, complete sessions not queued yet, at most ``limit``
+        (the worker calls it every turn: a backlog, such as a year's sessions when HL7 is
+        first configured, is queued a turn at a time, never holding up ingest); how many."""
         queued = 0
-        for room_id, session_id in store.sessions_to_send():
+        for room_id, session_id in store.sessions_to_send(limit):
             try:
                 text = oru_message(store.session_events(session_id), room_id)
             except (KeyError, ValueError, TypeError) as exc:

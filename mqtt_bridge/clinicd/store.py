@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (room_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, room_id, seq);
+-- each session's end: whether a session is whole is one look-up, not a walk of its events
+CREATE INDEX IF NOT EXISTS events_session_ended ON events (session_id, room_id, seq)
+    WHERE type = 'session_ended';
 CREATE TABLE IF NOT EXISTS rooms (
     room_id TEXT PRIMARY KEY,
     -- every seq up to here is stored, or the room said it has none (a recovered journal)
@@ -49,7 +52,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     ended_at TEXT,
     noted INTEGER NOT NULL DEFAULT 0,  -- a note_recorded was seen
     -- NULL: to fetch (once ended or noted); fetched; unsupported (no notes verb); error
-    notes_state TEXT
+    notes_state TEXT,
+    hl7_queued INTEGER NOT NULL DEFAULT 0  -- its HL7 message is in the outbox
 );
 CREATE INDEX IF NOT EXISTS sessions_by_patient ON sessions (patient_ref, started_at);
 -- the few sessions whose notes are still to fetch: the worker asks on every turn
@@ -118,6 +122,24 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring an archive written by an earlier clinicd to this schema (idempotent)."""
+        with self._tx() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
+            if "hl7_queued" not in columns:
+                db.execute("ALTER TABLE sessions ADD COLUMN hl7_queued INTEGER NOT NULL DEFAULT 0")
+                db.execute(
+                    "UPDATE sessions SET hl7_queued = 1 "
+                    "WHERE session_id IN (SELECT session_id FROM outbox)"
+                )
+            # The few ended sessions whose message is still to queue: the worker asks on every
+            # turn, so this must not be a walk of a year of sessions.
+            db.execute(
+                "CREATE INDEX IF NOT EXISTS sessions_hl7_due ON sessions (room_id) "
+                "WHERE ended_at IS NOT NULL AND hl7_queued = 0"
+            )
 
     def close(self) -> None:
         """Close the connection."""
@@ -391,25 +413,30 @@ class Store:
 
     # --- the HL7 outbox ---------------------------------------------------------------
 
-    def sessions_to_send(self) -> list[tuple[str, str]]:
-        """(room, session) of ended sessions not queued yet whose events are all here."""
+    def sessions_to_send(self, limit: int = -1) -> list[tuple[str, str]]:
+        """(room, session) of ended sessions not queued yet whose events are all here (at
+        most ``limit``; -1: all)."""
         rows = self._db.execute(
-            "SELECT s.room_id, s.session_id FROM sessions s JOIN rooms r USING (room_id) "
-            "WHERE s.ended_at IS NOT NULL "
-            "AND s.session_id NOT IN (SELECT session_id FROM outbox) "
-            "AND (SELECT max(seq) FROM events e WHERE e.room_id = s.room_id "
-            "     AND e.session_id = s.session_id AND e.type = 'session_ended') "
-            "    <= r.complete_through"
+            "SELECT s.room_id, s.session_id FROM sessions s INDEXED BY sessions_hl7_due "
+            "JOIN rooms r USING (room_id) "
+            "WHERE s.ended_at IS NOT NULL AND s.hl7_queued = 0 "
+            "AND (SELECT max(seq) FROM events e INDEXED BY events_session_ended "
+            "     WHERE e.session_id = s.session_id AND e.room_id = s.room_id "
+            "     AND e.type = 'session_ended') <= r.complete_through "
+            "LIMIT ?",
+            (limit,),
         ).fetchall()
         return [(r, s) for r, s in rows]
 
     def enqueue_message(self, session_id: str, room_id: str, message: str, now: datetime) -> bool:
         """Queue a session's message once; whether it was new."""
-        cur = self._db.execute(
-            "INSERT OR IGNORE INTO outbox (session_id, room_id, message, next_try_at) "
-            "VALUES (?, ?, ?, ?)",
-            (session_id, room_id, message, iso_utc(now)),
-        )
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO outbox (session_id, room_id, message, next_try_at) "
+                "VALUES (?, ?, ?, ?)",
+                (session_id, room_id, message, iso_utc(now)),
+            )
+            db.execute("UPDATE sessions SET hl7_queued = 1 WHERE session_id = ?", (session_id,))
         return bool(cur.rowcount)
 
     def due_messages(self, now: datetime) -> list[OutboxRow]:

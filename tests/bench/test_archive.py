@@ -23,3 +23,6 @@ def test_quick_archive_bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert r["course_ms"]["n"] == 5 and r["course_direct_ms"]["n"] == 5
     assert 0 < r["course_ms"]["p50_ms"] <= r["course_ms"]["p99_ms"]
     assert r["clinicd_rss_mb"] > r["reference"]["bare_paho_rss_mb"] > 0
+    # Every ended session of the small year was still to queue, then all were queued.
+    hl7 = r["hl7_scan_ms"]
+    assert hl7["backlog"] >= 3 and hl7["first_turn_ms"] > 0 and hl7["all_queued_ms"] > 0

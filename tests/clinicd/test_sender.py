@@ -64,6 +64,21 @@ def test_an_ended_session_is_queued_once_with_the_clinics_identity(
     assert "|room-3|" in row.message  # PV1-3: the room it ran in
 
 
+def test_a_backlog_is_queued_a_turn_at_a_time(tmp_path: Path, ehr: Ehr) -> None:
+    """Many ended sessions (HL7 newly configured on a full archive) are queued ``limit`` per
+    call, so that the worker's turn, and the ingest waiting on it, stays short."""
+    clock = Clock()
+    s = sender(ehr.port, tmp_path, clock)
+    store = Store(s.db_path)
+    seq = 1
+    for i in range(5):
+        events = session_events(f"s{i}", i + 1, first_seq=seq)
+        store.add_events("room-3", events)
+        seq = events[-1].seq + 1
+    assert [s.enqueue_ended(store, limit=2) for _ in range(4)] == [2, 2, 1, 0]
+    assert all(store.message(f"s{i}") is not None for i in range(5))
+
+
 def test_accepted_once_then_never_again(tmp_path: Path, ehr: Ehr) -> None:
     clock = Clock()
     s = sender(ehr.port, tmp_path, clock)

@@ -79,6 +79,51 @@ def test_notes_are_wanted_after_the_end_and_kept(tmp_path: Path) -> None:
     assert store.notes_wanted() == [("room-3", "s1")]
 
 
+def _three_ended_sessions(store: Store) -> None:
+    seq = 1
+    for sid in ("s1", "s2", "s3"):
+        events = session_events(sid, sid[1], first_seq=seq)
+        store.add_events("room-3", events)
+        seq = events[-1].seq + 1
+
+
+def test_the_sessions_to_send_come_a_limited_number_at_a_time(tmp_path: Path) -> None:
+    store = Store(tmp_path / "x.sqlite")
+    _three_ended_sessions(store)
+    assert len(store.sessions_to_send()) == 3
+    first = store.sessions_to_send(2)
+    assert len(first) == 2
+    for room_id, session_id in first:
+        store.enqueue_message(session_id, room_id, "MSH|...", T0)
+    rest = store.sessions_to_send(2)
+    assert len(rest) == 1 and rest[0] not in first
+    # The look never walks the events or every session: two partial indexes answer it.
+    with sqlite3.connect(tmp_path / "x.sqlite") as c:
+        names = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"sessions_hl7_due", "events_session_ended"} <= names
+
+
+def test_an_archive_of_an_earlier_clinicd_is_migrated_once(tmp_path: Path) -> None:
+    """An archive written before ``hl7_queued`` existed: opening it adds the column, marks
+    the sessions already in the outbox, and queues only the others."""
+    db = tmp_path / "old.sqlite"
+    store = Store(db)
+    _three_ended_sessions(store)
+    store.enqueue_message("s1", "room-3", "MSH|old", T0)
+    store.close()
+    with sqlite3.connect(db) as c:  # back to the earlier schema
+        c.execute("DROP INDEX sessions_hl7_due")
+        c.execute("ALTER TABLE sessions DROP COLUMN hl7_queued")
+    store = Store(db)
+    assert sorted(s for _, s in store.sessions_to_send()) == ["s2", "s3"]
+    kept = store.message("s1")
+    assert kept is not None and kept.message == "MSH|old"
+    store.close()
+    again = Store(db)  # and a second open changes nothing
+    assert sorted(s for _, s in again.sessions_to_send()) == ["s2", "s3"]
+    again.close()
+
+
 def test_outbox_waits_for_the_whole_session_and_keeps_attempts(tmp_path: Path) -> None:
     store = Store(tmp_path / "x.sqlite")
     events = session_events("s1", 1)
