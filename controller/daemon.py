@@ -319,6 +319,13 @@ def self_test(config: Config, args: argparse.Namespace) -> int:
         devices.close()
 
 
+def config_refused(exc: ConfigError) -> int:
+    """Say what is wrong with the configuration, one line per problem on stderr; exit 2."""
+    for problem in exc.problems:
+        print(f"{exc.path}: {problem}", file=sys.stderr)
+    return 2
+
+
 def report_main(argv: list[str]) -> int:
     """``roomd report <session_id>``: build a session's record again from the journal."""
     from controller.record.files import rebuild_from_journal
@@ -331,9 +338,7 @@ def report_main(argv: list[str]) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.path}: {problem}", file=sys.stderr)
-        return 2
+        return config_refused(exc)
     try:
         journal = Journal(Path(args.data_dir) / "journal.sqlite")
     except JournalError as exc:
@@ -367,9 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.time_scale <= 0:
             raise ConfigError("--time-scale", ["must be positive"])
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.path}: {problem}", file=sys.stderr)
-        return 2
+        return config_refused(exc)
     if args.self_test:
         return self_test(config, args)
     journal_path = Path(args.data_dir) / "journal.sqlite"
@@ -390,10 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         room, link, devices, clock, records = build_room(config, args, journal, inbox)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.path}: {problem}", file=sys.stderr)
         journal.close()
-        return 2
+        return config_refused(exc)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         inbox.put(Shutdown())

@@ -72,6 +72,31 @@ def test_bad_config_exits_2_with_one_line_per_bad_key(
     assert not (data / "journal.sqlite").exists()  # refused before touching the journal
 
 
+def test_a_password_file_others_can_read_exits_2_and_closes_the_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found while wiring the adapters, after the journal opened: still one line, exit 2."""
+    secret = tmp_path / "mqtt.pw"
+    secret.write_text("roomd:pw\n")
+    secret.chmod(0o644)
+    path = write(
+        tmp_path, f'[room]\nid = "r3"\n[mqtt]\nusername = "roomd"\npassword_file = "{secret}"\n'
+    )
+    code = main(["--config", str(path), "--data-dir", str(tmp_path / "data"), "--simulate"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"{secret}: password file is readable by others; chmod 600 or 640"
+    )
+
+
+def test_report_with_a_bad_config_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, '[room]\nid = "Room 3"\n')
+    assert main(["report", "s1", "--config", str(path), "--data-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(f"{path}: room.id: ")
+
+
 def test_missing_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "absent.toml"
     assert main(["--config", str(path), "--data-dir", str(tmp_path / "d")]) == 2
