@@ -72,7 +72,7 @@ def test_bad_config_exits_2_with_one_line_per_bad_key(
     assert not (data / "journal.sqlite").exists()  # refused before touching the journal
 
 
-def test_a_password_file_others_can_read_exits_2_and_closes_the_journal(
+def test_a_password_file_others_can_read_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Found while wiring the adapters, after the journal opened: still one line, exit 2."""
