@@ -582,3 +582,65 @@ def test_debrief_ready_when_the_playlist_was_stopped(room: Harness) -> None:
     room.ok("music", action="stop")
     room.run(INFUSION_S)
     assert room.events("debrief_ready") == [{}]
+
+
+def test_a_session_already_run_is_refused_even_with_its_plan_passed_again(
+    room: Harness,
+) -> None:
+    from tests.controller.harness import plan_dict
+
+    room.plan()
+    room.ok("start_session")
+    room.ok("end_session", reason="rescheduled")
+    reply = room.cmd("start_session", plan=plan_dict())
+    assert reply.error is not None and reply.error.code == "invalid_state"
+    assert reply.error.message == "session 's-001' has already been run in this room"
+    assert room.types().count("session_started") == 1
+
+
+def test_the_next_session_starts_from_where_the_room_was(room: Harness) -> None:
+    room.plan()
+    room.ok("start_session")
+    assert room.events("phase_changed")[-1] == {"from": "idle", "to": "check_in", "by": "dr-lee"}
+    room.ok("end_session", reason="rescheduled")
+    room.plan(session_id="s-002")
+    room.ok("start_session")
+    assert room.events("phase_changed")[-1] == {"from": "ended", "to": "check_in", "by": "dr-lee"}
+
+
+def test_a_stopped_infusion_never_completes(room: Harness) -> None:
+    """Stopping cancels the infusion's end: the record must not say it ran its 40 minutes."""
+    room.to_infusion_running()
+    room.run(60)
+    room.ok("stop_infusion", reason="patient asked to stop")
+    room.run(INFUSION_S)
+    assert "infusion_completed" not in room.types()
+    assert room.room.session.state.infusion_stopped
+
+
+def test_start_session_refusals_say_exactly_what_to_do(tmp_path) -> None:
+    from controller.events import ClockSync
+
+    h = Harness(tmp_path, devices={"oximeter": "absent", "nibp": "absent"})
+    try:
+        reply = h.cmd("start_session")
+        assert reply.error is not None and reply.error.message == (
+            "Can't start_session: no oximeter, so no continuous SpO2 (connect one, or a "
+            'technician sets [room] monitoring = "manual" for hand entries every few minutes)'
+        )
+        h.deliver(ClockSync(False))
+        reply = h.cmd("start_session")
+        assert reply.error is not None and reply.error.message == (
+            "Can't start_session: the room's clock is not synchronised (check NTP; "
+            "a technician can set [room] allow_unsynced_clock = true)"
+        )
+    finally:
+        h.close()
+    ok = Harness(tmp_path / "2")
+    try:
+        reply = ok.cmd("start_session")
+        assert reply.error is not None and reply.error.message == (
+            "Can't start_session: no session plan (publish one on 'plan' or pass 'plan')"
+        )
+    finally:
+        ok.close()
