@@ -644,3 +644,66 @@ def test_start_session_refusals_say_exactly_what_to_do(tmp_path) -> None:
         )
     finally:
         ok.close()
+
+
+def refusal(h: Harness, verb: str, **args: object) -> str:
+    """The message of the error ``verb`` is refused with."""
+    reply = h.cmd(verb, **args)
+    assert reply.error is not None, f"{verb} was not refused"
+    return reply.error.message
+
+
+def test_the_infusion_steps_refuse_word_for_word(room: Harness) -> None:
+    room.to_pre_infusion()
+    room.ok("advance")
+    assert refusal(room, "advance") == (
+        "Can't advance while in infusion: the infusion has not started (start_infusion, or "
+        "end_session)"
+    )
+    assert refusal(room, "stop_infusion", reason="x") == (
+        "Can't stop_infusion: the infusion is not running"
+    )
+    assert room.ok("confirm", item="iv_line") == {"item": "iv_line"}
+    room.ok("start_infusion")
+    assert refusal(room, "advance") == (
+        "Can't advance while in infusion: the infusion is running (stop_infusion or wait for "
+        "it to complete)"
+    )
+    room.run(61.2344)
+    assert room.ok("stop_infusion", reason="nausea") == {"elapsed_s": 61.234}
+    # Stopped is final: the same session's infusion never starts again.
+    again = room.cmd("start_infusion")
+    assert again.error is not None and again.error.code == "invalid_state"
+    assert again.error.message == (
+        "Can't start_infusion: this session's infusion has already started"
+    )
+    assert refusal(room, "advance") == (
+        "Can't advance while in infusion: the playlist is still playing (the debrief follows "
+        "the infusion or the playlist); give a reason to cut it short"
+    )
+
+
+def test_a_completed_infusion_never_starts_again(room: Harness) -> None:
+    room.to_infusion_running(music_mode="no_music", playlist=[])
+    room.run(INFUSION_S)
+    assert room.room.session.state.infusion_completed
+    reply = room.cmd("start_infusion")
+    assert reply.error is not None and reply.error.code == "invalid_state"
+
+
+def test_a_check_in_clears_the_missed_check_in_alarm(room: Harness) -> None:
+    room.to_infusion_running(music_mode="no_music", playlist=[])
+    room.run(10 * 60)  # the first prompt, then nobody came
+    assert "checkin_missed" in [a.code for a in room.room.alarms.current()]
+    room.ok("checkin", note="awake, calm")
+    assert "checkin_missed" not in [a.code for a in room.room.alarms.current()]
+
+
+def test_ending_during_the_infusion_stops_it_and_closes_the_call(room: Harness) -> None:
+    room.to_infusion_running()
+    room.run(60)
+    room.button.press()
+    room.drain()
+    room.ok("end_session", reason="transfer")
+    assert room.events("infusion_stopped")[-1] == {"reason": "session_ended", "by": "dr-lee"}
+    assert room.events("call_cleared")[-1] == {"by": "dr-lee", "where": "session_end"}
