@@ -707,3 +707,26 @@ def test_ending_during_the_infusion_stops_it_and_closes_the_call(room: Harness) 
     room.ok("end_session", reason="transfer")
     assert room.events("infusion_stopped")[-1] == {"reason": "session_ended", "by": "dr-lee"}
     assert room.events("call_cleared")[-1] == {"by": "dr-lee", "where": "session_end"}
+
+
+def test_leaving_the_infusion_clears_a_missed_check_in_and_records_its_length(
+    room: Harness,
+) -> None:
+    room.to_infusion_running(music_mode="no_music", playlist=[])
+    room.run(INFUSION_S)
+    assert room.events("infusion_completed") == [{"elapsed_s": INFUSION_S}]
+    assert "checkin_missed" in [a.code for a in room.room.alarms.current()]
+    room.ok("advance")
+    assert "checkin_missed" not in [a.code for a in room.room.alarms.current()]
+
+
+def test_entering_discharge_asks_for_a_blood_pressure(room: Harness) -> None:
+    room.to_infusion_running(music_mode="no_music", playlist=[])
+    room.run(INFUSION_S)
+    finish_scheduled_nibp(room)
+    for _ in ("debrief", "preparation"):
+        room.ok("advance")
+    before = len(room.events("nibp_due"))
+    room.ok("advance")
+    assert room.room.phase == "discharge"
+    assert len(room.events("nibp_due")) == before + 1
