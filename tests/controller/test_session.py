@@ -730,3 +730,14 @@ def test_entering_discharge_asks_for_a_blood_pressure(room: Harness) -> None:
     room.ok("advance")
     assert room.room.phase == "discharge"
     assert len(room.events("nibp_due")) == before + 1
+
+
+def test_nothing_is_prompted_or_measured_after_the_session_ends(room: Harness) -> None:
+    room.to_infusion_running(music_mode="no_music", playlist=[])
+    room.run(60)
+    room.ok("end_session", reason="transfer")
+    ended = len(room.types())
+    room.run(60 * 60)
+    finish_scheduled_nibp(room)
+    after = room.types()[ended:]
+    assert not {"nibp_due", "nibp_requested", "checkin_due", "infusion_completed"} & set(after)
