@@ -103,7 +103,10 @@ class Driver(threading.Thread):
 
     def session(self, n: int) -> None:
         sid = f"crash-{n}"
-        self.do("start_session", lambda s: s["session_id"] == sid, plan=_plan(n))
+        self.do(
+            "start_session", lambda s: s["session_id"] == sid, until_ready=_no_oximeter_yet,
+            plan=_plan(n),
+        )  # fmt: skip
         for phase in ("integration", "intentions", "pre_infusion"):
             self.do("advance", _at_least(phase))
         self.do("confirm", lambda s: s["gates"]["readiness"], item="readiness")
@@ -124,13 +127,24 @@ class Driver(threading.Thread):
             self.do("advance", _at_least(phase), reason="fault test: the playlist is not tested")
         self.do("advance", lambda s: s["phase"] == "ended", override=OVERRIDE)
 
-    def do(self, verb: str, done: Callable[[dict[str, Any]], bool], **args: Any) -> None:
-        """Send until the room has done it; a missed reply never makes it run twice."""
+    def do(
+        self,
+        verb: str,
+        done: Callable[[dict[str, Any]], bool],
+        *,
+        until_ready: Callable[[dict[str, Any]], bool] = lambda reply: False,
+        **args: Any,
+    ) -> None:
+        """Send until the room has done it; a missed reply never makes it run twice. A refusal
+        ``until_ready`` accepts is the room not ready yet after a restart: asked again."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rid_reply = self._send(verb, args)
             if rid_reply is not None and rid_reply["ok"]:
                 return
+            if rid_reply is not None and until_ready(rid_reply):
+                time.sleep(0.2)
+                continue
             if rid_reply is not None:
                 raise AssertionError(f"{verb} {args}: {rid_reply}")
             # No reply: the room died (or is starting). Ask until it answers, then decide.
@@ -144,6 +158,13 @@ class Driver(threading.Thread):
     def _send(self, verb: str, args: dict[str, Any]) -> dict[str, Any] | None:
         self.sent.set()
         return try_command(self.probe, verb, timeout=3.0, **args)
+
+
+def _no_oximeter_yet(reply: dict[str, Any]) -> bool:
+    """A room just restarted reports its oximeter absent until its driver has heard from it,
+    and rightly refuses a session without SpO2 until then."""
+    error = reply.get("error") or {}
+    return error.get("code") == "invalid_state" and "no oximeter" in error.get("message", "")
 
 
 def _session_open(rows: list[tuple[int, str, str | None, str, str]]) -> bool:
