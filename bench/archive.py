@@ -25,7 +25,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import time
@@ -298,7 +297,7 @@ def _timed_ms(fn: Callable[[], object], n: int = 20) -> float:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return round(statistics.median(times) * 1000, 3)
+    return float(summary_ms(times)["p50_ms"])
 
 
 def _hl7_scan(db: Path) -> dict[str, Any]:
